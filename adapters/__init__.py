@@ -1,0 +1,1 @@
+"""Platform adapters: translate native payloads to copss events and send copss output."""

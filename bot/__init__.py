@@ -1,0 +1,3 @@
+"""copss core: events, hub, features, configuration and the command line."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,157 @@
+"""The application: storage, matching, adapters and the hub with an explicit lifecycle.
+
+async with App(config) as app:
+    await app.run()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from types import TracebackType
+
+from adapters.base import Adapter
+from bot.config import Config
+from bot.core import Hub
+from bot.features.commands import Commands
+from bot.features.qa import QaFeature, record_suggestion_message
+from faq.kb import starter_entries, store_entries
+from faq.matcher import Gate, LexicalMatcher
+from storage.engine import Database
+from storage.migrations import upgrade
+from storage.repos.faq import FaqRepo
+
+log = logging.getLogger(__name__)
+
+
+def build_adapters(config: Config) -> list[Adapter]:
+    """The adapters the configuration switches on."""
+    adapters: list[Adapter] = []
+    if config.telegram.token is not None:
+        from adapters.telegram import TelegramAdapter
+
+        adapters.append(TelegramAdapter(config.telegram))
+    if config.discord.token is not None:
+        from adapters.discord import DiscordAdapter
+
+        adapters.append(DiscordAdapter(config.discord))
+    if config.console_enabled:
+        from adapters.console import ConsoleAdapter
+
+        adapters.append(ConsoleAdapter(config.console.user, terminal=True))
+    return adapters
+
+
+async def prepare_store(config: Config) -> Database:
+    """Open the store, migrate it, and load the starter knowledge base into an empty one."""
+    db = Database(config.storage.url)
+    try:
+        await upgrade(db)
+        if config.matching.load_starter_kb:
+            async with db.session() as session:
+                repo = FaqRepo(session)
+                if not await repo.all():
+                    created, _ = await store_entries(repo, starter_entries())
+                    log.info("loaded %d starter knowledge-base entries", created)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+class App:
+    """copss as one process: open with ``async with``, then ``await run()``."""
+
+    def __init__(self, config: Config, adapters: Sequence[Adapter] | None = None) -> None:
+        self.config = config
+        self._adapters = list(adapters) if adapters is not None else None
+        self.db: Database | None = None
+        self.hub: Hub | None = None
+        self._stop = asyncio.Event()
+        #: Set once every adapter has been handed the hub's sink.
+        self.started = asyncio.Event()
+
+    async def __aenter__(self) -> App:
+        self.db = await prepare_store(self.config)
+        adapters = self._adapters if self._adapters is not None else build_adapters(self.config)
+        m = self.config.matching
+        gate = Gate(
+            answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions
+        )
+        matcher = LexicalMatcher()
+        self.hub = Hub(
+            self.db,
+            adapters,
+            [Commands(matcher, gate), QaFeature(matcher, gate)],
+            admins=self.config.admins,
+            sent_hooks=[record_suggestion_message],
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.hub is not None:
+            for adapter in self.hub.adapters.values():
+                with contextlib.suppress(Exception):
+                    await adapter.close()
+        if self.db is not None:
+            await self.db.close()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish."""
+        self._stop.set()
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run adapters, dispatcher and senders until stopped (SIGINT/SIGTERM, console EOF)."""
+        hub = self.hub
+        if hub is None:
+            raise RuntimeError("use 'async with App(config) as app' before run()")
+        if not hub.adapters:
+            raise RuntimeError("no adapter is configured")
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(hub.run_dispatcher(), name="dispatcher")]
+                for platform in hub.adapters:
+                    tasks.append(tg.create_task(hub.run_sender(platform), name=f"send:{platform}"))
+                for platform, adapter in hub.adapters.items():
+                    tasks.append(
+                        tg.create_task(self._run_adapter(adapter), name=f"adapter:{platform}")
+                    )
+                await asyncio.sleep(0)  # let each adapter task reach start()
+                self.started.set()
+                await self._stop.wait()
+                await self._settle(hub)
+                for adapter in hub.adapters.values():
+                    await adapter.close()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            if handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    async def _run_adapter(self, adapter: Adapter) -> None:
+        hub = self.hub
+        assert hub is not None
+        try:
+            await adapter.start(hub.sink)
+        finally:
+            # An adapter that ends by itself (console EOF, /quit) ends the process.
+            self.stop()
+
+    async def _settle(self, hub: Hub, timeout: float = 5.0) -> None:
+        # Let the last event be handled and its reply sent before closing (bounded wait).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await hub.settled()

@@ -1,0 +1,153 @@
+"""The ``copss`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.app import App, prepare_store
+from bot.config import Config, ConfigError, load_config
+from bot.features.answers import render
+from bot.logs import setup_logging
+from faq.kb import KnowledgeBaseError, read_file, store_entries
+from faq.matcher import LexicalMatcher
+from storage.engine import StorageError
+from storage.migrations import LATEST, upgrade
+from storage.repos.faq import FaqRepo
+from storage.repos.search import SearchRepo
+
+EXIT_USAGE = 2
+
+log = logging.getLogger("copss")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="copss",
+        description="copss: one memory for Discord and Telegram public-service communities.",
+    )
+    p.add_argument("--version", action="version", version=f"copss {__version__}")
+    p.add_argument(
+        "--config", type=Path, help="TOML config file (default: ./config.toml if present)"
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", help="run the bot (console when no platform token is configured)")
+    ask = sub.add_parser("ask", help="show the best matches for a question, with scores")
+    ask.add_argument("text", nargs="+", help="the question")
+    ask.add_argument("--json", action="store_true", help="print JSON")
+    ask.add_argument("--limit", type=int, default=5, help="how many matches (default 5)")
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    db_sub.add_parser("upgrade", help="apply schema migrations")
+    kb = sub.add_parser("kb", help="knowledge base")
+    kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="KB_COMMAND")
+    load = kb_sub.add_parser("load", help="create or update entries from a JSON file")
+    load.add_argument("file", type=Path)
+    return p
+
+
+def _config(path: Path | None) -> Config:
+    if path is None:
+        default = Path("config.toml")
+        path = default if default.exists() else None
+    return load_config(path)
+
+
+async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
+    db = await prepare_store(config)
+    try:
+        async with db.session() as session:
+            matches = await LexicalMatcher().match(
+                SearchRepo(session), text, community_id=None, limit=limit
+            )
+            rows = []
+            for m in matches:
+                r = await render(session, m)
+                if r is not None:
+                    rows.append(
+                        {
+                            "kind": m.kind,
+                            "id": m.ref_id,
+                            "score": m.score,
+                            "title": r.title,
+                            "source": r.link,
+                            "why": m.why,
+                        }
+                    )
+    finally:
+        await db.close()
+    if as_json:
+        print(json.dumps({"query": text, "matches": rows}, ensure_ascii=False, indent=2))
+    elif not rows:
+        print("no match")
+    else:
+        for row in rows:
+            print(f"{row['score']:.3f}  [{row['kind']} {row['id']}] {row['title']}")
+            if row["source"]:
+                print(f"       {row['source']}")
+    return 0
+
+
+async def _db_upgrade(config: Config) -> int:
+    from storage.engine import Database
+
+    db = Database(config.storage.url)
+    try:
+        applied = await upgrade(db)
+    finally:
+        await db.close()
+    if applied:
+        print(f"applied migrations {', '.join(map(str, applied))}; schema at version {LATEST}")
+    else:
+        print(f"schema already at version {LATEST}")
+    return 0
+
+
+async def _kb_load(config: Config, file: Path) -> int:
+    entries = read_file(file)
+    db = await prepare_store(config)
+    try:
+        async with db.session() as session:
+            created, updated = await store_entries(FaqRepo(session), entries)
+    finally:
+        await db.close()
+    print(f"{file}: {created} entries created, {updated} updated")
+    return 0
+
+
+async def _run(config: Config) -> int:
+    async with App(config) as app:
+        await app.run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``copss`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args.config)
+        setup_logging(config.log_level)
+        if args.command == "run":
+            return asyncio.run(_run(config))
+        if args.command == "ask":
+            return asyncio.run(_ask(config, " ".join(args.text), args.json, args.limit))
+        if args.command == "db":
+            return asyncio.run(_db_upgrade(config))
+        if args.command == "kb":
+            return asyncio.run(_kb_load(config, args.file))
+    except (ConfigError, StorageError, KnowledgeBaseError) as exc:
+        print(f"copss: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

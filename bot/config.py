@@ -1,0 +1,223 @@
+"""Configuration: a TOML file read with ``tomllib`` into frozen dataclasses, plus secrets from
+the environment. Every problem raises :class:`ConfigError` naming the key and the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+from storage.engine import default_database_url
+
+
+class ConfigError(Exception):
+    """The configuration is wrong; the message says where and how."""
+
+
+class Secret:
+    """A token that never shows itself in ``repr``/``str`` (and so never in logs)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for handing to the platform client only."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """``url``: any SQLAlchemy async URL; default a SQLite file (see README)."""
+
+    url: str = field(default_factory=default_database_url)
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """Confidence gate thresholds (0..1)."""
+
+    answer_at: float = 0.70
+    suggest_at: float = 0.45
+    max_suggestions: int = 3
+    load_starter_kb: bool = True
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The terminal chat. ``enabled`` defaults to on when no platform token is configured."""
+
+    enabled: bool | None = None
+    user: str = "you"
+
+
+@dataclass(frozen=True)
+class DiscordConfig:
+    """Discord bot settings; the token may come from ``COPSS_DISCORD_TOKEN``."""
+
+    token: Secret | None = None
+    command_prefix: str = "!"
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """Telegram bot settings; the token may come from ``COPSS_TELEGRAM_TOKEN``."""
+
+    token: Secret | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    mode: str = "polling"
+    webhook_url: str = ""
+    webhook_secret: Secret | None = None
+    listen: str = "0.0.0.0"
+    port: int = 8443
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything copss reads at start-up."""
+
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    discord: DiscordConfig = field(default_factory=DiscordConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    #: Extra admins, as ``platform:user_id`` (e.g. ``telegram:12345``).
+    admins: tuple[str, ...] = ()
+    log_level: str = "INFO"
+    source: str = "built-in defaults"
+
+    @property
+    def console_enabled(self) -> bool:
+        """Console runs when asked, or when no platform is configured."""
+        if self.console.enabled is not None:
+            return self.console.enabled
+        return self.discord.token is None and self.telegram.token is None
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
+    if get_origin(tp) is tuple:
+        return "list of strings"
+    return {str: "string", int: "integer", float: "number", bool: "true/false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, key, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, not {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: '{key}' must be a list of strings")
+        return tuple(value)
+    if tp is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: '{key}' must be a string")
+        return Secret(value) if value else None
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp in (int, float, str) and isinstance(value, tp) and not isinstance(value, bool):
+        return value
+    raise ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, not {value!r}")
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, where: str) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"{where}: unknown key '{full}' (known here: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{full}' must be a table ([{full}])")
+            kwargs[key] = _build(tp, value, f"{full}.", where)  # type: ignore[arg-type]
+        else:
+            kwargs[key] = _convert(value, tp, full, where)
+    return cls(**kwargs)
+
+
+def _validate(config: Config, where: str) -> None:
+    m = config.matching
+    for key in ("answer_at", "suggest_at"):
+        if not 0.0 <= getattr(m, key) <= 1.0:
+            raise ConfigError(f"{where}: 'matching.{key}' must be between 0 and 1")
+    if m.suggest_at > m.answer_at:
+        raise ConfigError(f"{where}: 'matching.suggest_at' must not exceed 'matching.answer_at'")
+    if config.log_level.upper() not in _LOG_LEVELS:
+        raise ConfigError(f"{where}: 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
+    if config.telegram.mode not in ("polling", "webhook"):
+        raise ConfigError(f"{where}: 'telegram.mode' must be 'polling' or 'webhook'")
+    for admin in config.admins:
+        platform, _, user = admin.partition(":")
+        if platform not in ("console", "discord", "telegram") or not user:
+            raise ConfigError(
+                f"{where}: 'admins' entries look like 'telegram:12345', not {admin!r}"
+            )
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (or only defaults when None) and apply environment overrides."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    where = "built-in defaults"
+    if path is not None:
+        where = str(path)
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{where}: config file not found") from exc
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read config file: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML: {exc}") from exc
+    config: Config = _build(Config, data, "", where)
+    overrides: dict[str, Any] = {}
+    if env.get("COPSS_DISCORD_TOKEN"):
+        overrides["discord"] = dataclasses.replace(
+            config.discord, token=Secret(env["COPSS_DISCORD_TOKEN"])
+        )
+    if env.get("COPSS_TELEGRAM_TOKEN"):
+        overrides["telegram"] = dataclasses.replace(
+            config.telegram, token=Secret(env["COPSS_TELEGRAM_TOKEN"])
+        )
+    if env.get("COPSS_DATABASE_URL"):
+        overrides["storage"] = StorageConfig(url=env["COPSS_DATABASE_URL"])
+    config = dataclasses.replace(config, source=where, **overrides)
+    _validate(config, where)
+    return config

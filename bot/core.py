@@ -1,0 +1,288 @@
+"""The hub: store-first inbox, ordered handlers, outbox senders.
+
+Every incoming event is written to the inbox before the adapter may acknowledge it. One
+dispatcher takes stored events in order and runs the handlers inside one transaction together
+with marking the event handled, so a crash re-processes an event but never half-applies it.
+Everything copss posts goes through the outbox table and is sent by one task per platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from adapters.base import Adapter, AdapterError, TransientAdapterError
+from bot.events import ChannelRef, Event, Outgoing, dedup_key, from_record, to_record
+from bot.pacing import Pacer
+from storage.engine import Database
+from storage.models import InboxEvent, OutboxMessage, utcnow
+from storage.repos.conversation import ConversationRepo
+from storage.repos.queues import InboxRepo, OutboxRepo
+
+log = logging.getLogger(__name__)
+
+#: A handler returns True when it handled the event (later handlers are then skipped).
+Handler = Callable[[Event, "Context"], Awaitable[bool]]
+#: Called after the outbox sent a row, inside a transaction, with the platform message id.
+SentHook = Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]]
+
+MAX_SEND_ATTEMPTS = 8
+
+
+@dataclass
+class Context:
+    """What a handler may use while handling one event; ``session`` is its transaction."""
+
+    hub: Hub
+    session: AsyncSession
+    queued: list[OutboxMessage] = field(default_factory=list)
+
+    async def send(
+        self,
+        out: Outgoing,
+        *,
+        key: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> OutboxMessage | None:
+        """Queue a message in this transaction; ``key`` makes it at-most-once."""
+        row = OutboxMessage(
+            dedup_key=key,
+            platform=out.channel.platform,
+            chat_id=out.channel.chat_id,
+            thread_id=out.channel.thread_id or "",
+            text=out.text,
+            reply_to=out.reply_to,
+            as_name=out.as_name,
+            origin=out.origin,
+            meta=meta or {},
+        )
+        added = await OutboxRepo(self.session).add(row)
+        if added is not None:
+            self.queued.append(added)
+        return added
+
+    async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
+        """Platform truth (asked now), or the config allow-list."""
+        return await self.hub.is_admin(channel, user_id)
+
+
+class Hub:
+    """Connects adapters, storage and handlers."""
+
+    def __init__(
+        self,
+        db: Database,
+        adapters: Sequence[Adapter],
+        handlers: Sequence[Handler],
+        *,
+        admins: Sequence[str] = (),
+        sent_hooks: Sequence[SentHook] = (),
+    ) -> None:
+        self.db = db
+        self.adapters = {a.platform: a for a in adapters}
+        self.handlers = list(handlers)
+        self.admins = frozenset(admins)
+        self.sent_hooks = list(sent_hooks)
+        self._inbox_ready = asyncio.Event()
+        self._outbox_ready = {p: asyncio.Event() for p in self.adapters}
+        self._sender_idle = {p: asyncio.Event() for p in self.adapters}
+        self._pacers = {
+            p: Pacer(a.pacing) for p, a in self.adapters.items() if a.pacing is not None
+        }
+        #: Set when the inbox has no pending events (tests and shutdown wait on it).
+        self.idle = asyncio.Event()
+
+    # -- inbox ---------------------------------------------------------------------------------
+
+    async def sink(self, event: Event) -> None:
+        """Store an incoming event; returns once it is durable (duplicates are dropped)."""
+        async with self.db.session() as session:
+            stored = await InboxRepo(session).put(dedup_key(event), to_record(event))
+        if stored is None:
+            log.debug("duplicate event dropped: %s", dedup_key(event))
+            return
+        self.idle.clear()
+        self._inbox_ready.set()
+
+    async def run_dispatcher(self) -> None:
+        """Handle stored events in order, forever."""
+        while True:
+            handled = await self.dispatch_pending()
+            if not handled:
+                self.idle.set()
+                self._inbox_ready.clear()
+                # Re-check after clearing: an event stored in between would otherwise wait.
+                if await self._has_pending():
+                    continue
+                await self._inbox_ready.wait()
+
+    async def _has_pending(self) -> bool:
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(InboxEvent.id).where(InboxEvent.handled_at.is_(None)).limit(1)
+            )
+        return found is not None
+
+    async def dispatch_pending(self) -> int:
+        """Handle every stored, unhandled event; returns how many were handled."""
+        count = 0
+        while await self._dispatch_one():
+            count += 1
+        return count
+
+    async def _dispatch_one(self) -> bool:
+        queued: list[OutboxMessage] = []
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(InboxEvent)
+                .where(InboxEvent.handled_at.is_(None))
+                .order_by(InboxEvent.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return False
+            row_id = row.id
+            event = from_record(row.payload)
+            ctx = Context(self, session)
+            try:
+                async with session.begin_nested():
+                    for handler in self.handlers:
+                        if await handler(event, ctx):
+                            break
+            except Exception as exc:
+                # One error hook: log, record the failure on the event, and carry on.
+                log.exception("handler failed on %s", row.dedup_key)
+                ctx.queued.clear()
+                await InboxRepo(session).mark_handled(row_id, error=f"{type(exc).__name__}: {exc}")
+            else:
+                await InboxRepo(session).mark_handled(row_id)
+            queued = ctx.queued
+        for out in queued:
+            self.wake_sender(out.platform)
+        return True
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def wake_sender(self, platform: str) -> None:
+        """Tell a platform's sender there is work."""
+        ready = self._outbox_ready.get(platform)
+        if ready is not None:
+            self._sender_idle[platform].clear()
+            ready.set()
+
+    async def settled(self) -> None:
+        """Wait until every stored event is handled and every queued message is sent."""
+        while True:
+            await self.idle.wait()
+            for idle in self._sender_idle.values():
+                await idle.wait()
+            if self.idle.is_set():
+                return
+
+    async def run_sender(self, platform: str) -> None:
+        """Send a platform's pending outbox rows in order, forever."""
+        adapter = self.adapters[platform]
+        ready = self._outbox_ready[platform]
+        while True:
+            ready.clear()
+            async with self.db.session() as session:
+                rows = await OutboxRepo(session).pending(platform)
+            for row in rows:
+                await self._deliver(adapter, row)
+            if not rows:
+                if not ready.is_set():
+                    self._sender_idle[platform].set()
+                await ready.wait()
+
+    async def _deliver(self, adapter: Adapter, row: OutboxMessage) -> None:
+        out = Outgoing(
+            channel=ChannelRef(row.platform, row.chat_id, row.thread_id or None),
+            text=row.text,
+            reply_to=row.reply_to,
+            as_name=row.as_name,
+            origin=row.origin,
+        )
+        pacer = self._pacers.get(row.platform)
+        attempts = row.attempts
+        while True:
+            if pacer is not None:
+                await pacer.wait(out.channel.key())
+            attempts += 1
+            try:
+                message_id = await adapter.send(out)
+            except TransientAdapterError as exc:
+                log.warning("send to %s delayed %.1fs: %s", out.channel.key(), exc.retry_after, exc)
+                await self._note_attempt(row.id, attempts, str(exc))
+                await asyncio.sleep(exc.retry_after)
+                continue
+            except AdapterError as exc:
+                log.error("send to %s failed: %s", out.channel.key(), exc)
+                await self._finish(row, None, error=str(exc))
+                return
+            except Exception as exc:
+                if attempts >= MAX_SEND_ATTEMPTS:
+                    log.exception("send to %s failed %d times", out.channel.key(), attempts)
+                    await self._finish(row, None, error=f"{type(exc).__name__}: {exc}")
+                    return
+                delay = min(30.0, 0.5 * 2 ** (attempts - 1))
+                log.warning("send to %s failed (%s); retry in %.1fs", out.channel.key(), exc, delay)
+                await self._note_attempt(row.id, attempts, str(exc))
+                await asyncio.sleep(delay)
+                continue
+            if pacer is not None:
+                pacer.record(out.channel.key(), time.monotonic())
+            await self._finish(row, message_id)
+            return
+
+    async def _note_attempt(self, row_id: int, attempts: int, error: str) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(attempts=attempts, last_error=error[:500])
+            )
+
+    async def _finish(self, row: OutboxMessage, message_id: str | None, error: str = "") -> None:
+        async with self.db.session() as session:
+            fresh = await session.get(OutboxMessage, row.id)
+            if fresh is None:
+                return
+            if message_id is None:
+                fresh.state, fresh.last_error = "failed", error[:500]
+                return
+            fresh.state, fresh.platform_message_id, fresh.sent_at = "sent", message_id, utcnow()
+            repo = ConversationRepo(session)
+            channel = await repo.ensure_channel(fresh.platform, fresh.chat_id, fresh.thread_id)
+            bot = await repo.ensure_member(fresh.platform, "copss", "copss", is_bot=True)
+            await repo.add_message(
+                channel, message_id, bot, fresh.text, utcnow(), fresh.reply_to, fresh.origin
+            )
+            for hook in self.sent_hooks:
+                await hook(session, fresh, message_id)
+
+    async def outbox_drained(self) -> bool:
+        """Whether nothing is left to send."""
+        async with self.db.session() as session:
+            found = await session.scalar(
+                select(OutboxMessage.id).where(OutboxMessage.state == "pending").limit(1)
+            )
+        return found is None
+
+    # -- admin truth ---------------------------------------------------------------------------
+
+    async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
+        """The config allow-list, else the platform's answer now."""
+        if f"{channel.platform}:{user_id}" in self.admins:
+            return True
+        adapter = self.adapters.get(channel.platform)
+        if adapter is None:
+            return False
+        return await adapter.is_admin(channel, user_id)

@@ -1,0 +1,1 @@
+"""Handlers the hub runs, in order: commands, Q&A capture and suggestions, reactions."""

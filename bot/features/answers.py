@@ -1,0 +1,98 @@
+"""Turning matches into what copss says."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from faq.matcher import Decision, Match
+from storage.models import Channel, Message
+from storage.repos.faq import FaqRepo
+from storage.repos.threads import ThreadRepo
+
+MAX_QUOTE = 400
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One match rendered for a reply: a headline and an optional body."""
+
+    match: Match
+    title: str
+    body: str
+    link: str | None
+
+
+def _quote(text: str, limit: int = MAX_QUOTE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _day(when: datetime) -> str:
+    return when.strftime("%d %b %Y")
+
+
+def message_link(channel: Channel, message: Message) -> str | None:
+    """A link to a message where the platform has them."""
+    if channel.platform == "telegram" and channel.chat_id.startswith("-100"):
+        return f"https://t.me/c/{channel.chat_id[4:]}/{message.platform_message_id}"
+    if channel.platform == "discord" and channel.title and channel.title.startswith("guild:"):
+        guild = channel.title.removeprefix("guild:")
+        return (
+            f"https://discord.com/channels/{guild}/{channel.chat_id}/{message.platform_message_id}"
+        )
+    return None
+
+
+async def render(session: AsyncSession, match: Match) -> Rendered | None:
+    """Describe a match: an entry with its source, or a thread with who answered and when."""
+    if match.kind == "faq":
+        entry = await FaqRepo(session).get(match.ref_id)
+        if entry is None:
+            return None
+        body = entry.answer
+        if entry.source_url:
+            body += f"\nSource: {entry.source_url}"
+        return Rendered(match, entry.question, body, entry.source_url)
+    threads = ThreadRepo(session)
+    thread = await threads.get(match.ref_id)
+    if thread is None:
+        return None
+    answers = await threads.answers(thread.id)
+    link = None
+    if thread.question_message_id is not None:
+        question = await session.get(Message, thread.question_message_id)
+        if question is not None:
+            channel = await session.get(Channel, question.channel_id)
+            link = message_link(channel, question) if channel else None
+    if not answers:
+        return Rendered(match, thread.question_text, "(no answer yet)", link)
+    best = answers[0]
+    status = "solved" if thread.status == "solved" else "answered"
+    body = f"{best.author} {status} it on {_day(best.answered_at)}: “{_quote(best.text)}”"
+    if link:
+        body += f"\n{link}"
+    return Rendered(match, thread.question_text, body, link)
+
+
+async def compose(session: AsyncSession, decision: Decision) -> tuple[str, list[Match]]:
+    """The reply text for a decision and the matches it shows ("" when nothing to say)."""
+    rendered = [r for m in decision.matches if (r := await render(session, m)) is not None]
+    if not rendered:
+        return "", []
+    if decision.mode == "answer":
+        top = rendered[0]
+        head = (
+            "This looks like a question the community answered before"
+            if top.match.kind == "thread"
+            else "From the community's FAQ"
+        )
+        text = f"{head}: “{_quote(top.title, 200)}”\n{top.body}\nDid this help? React ✅ or ❌."
+        return text, [top.match]
+    lines = ["Maybe one of these helps:"]
+    for i, r in enumerate(rendered, 1):
+        lines.append(f"{i}. “{_quote(r.title, 160)}” — {_quote(r.body, 300)}")
+    lines.append("React ✅ if one helped, ❌ if not.")
+    return "\n".join(lines), [r.match for r in rendered]

@@ -1,0 +1,280 @@
+"""Q&A capture: questions open threads and get suggestions, replies become answers, the asker's
+✅ or thanks marks a thread solved, edits and deletes follow into the store."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import Context
+from bot.events import (
+    DeleteEvent,
+    EditEvent,
+    Event,
+    MessageEvent,
+    Outgoing,
+    ReactionEvent,
+)
+from bot.features.answers import compose
+from faq.detect import detect_question
+from faq.matcher import Gate, LexicalMatcher, Matcher
+from faq.normalize import search_text
+from storage.models import (
+    Answer,
+    Channel,
+    FaqEntry,
+    Member,
+    Message,
+    OutboxMessage,
+    Suggestion,
+    Thread,
+)
+from storage.repos.conversation import ConversationRepo
+from storage.repos.search import SearchRepo
+from storage.repos.threads import ThreadRepo
+
+log = logging.getLogger(__name__)
+
+SOLVED_EMOJI = frozenset({"✅", "✔️", "☑️", "👍"})
+UNHELPFUL_EMOJI = frozenset({"❌", "👎"})
+_THANKS = re.compile(
+    r"\b(thanks|thank you|thx|ty|cheers|solved|bedankt|dank je|dankjewel|dank u|top)\b",
+    re.IGNORECASE,
+)
+
+
+class QaFeature:
+    """The handler for messages, edits, deletes and reactions."""
+
+    def __init__(self, matcher: Matcher | None = None, gate: Gate | None = None) -> None:
+        self.matcher: Matcher = matcher or LexicalMatcher()
+        self.gate = gate or Gate()
+
+    async def __call__(self, event: Event, ctx: Context) -> bool:
+        if isinstance(event, MessageEvent):
+            await self.on_message(event, ctx)
+            return True
+        if isinstance(event, EditEvent):
+            await self.on_edit(event, ctx)
+            return True
+        if isinstance(event, DeleteEvent):
+            await self.on_delete(event, ctx)
+            return True
+        if isinstance(event, ReactionEvent):
+            await self.on_reaction(event, ctx)
+            return True
+        return False
+
+    async def on_message(self, event: MessageEvent, ctx: Context) -> None:
+        """Store the message, then treat it as an answer, a thanks, or a new question."""
+        repo = ConversationRepo(ctx.session)
+        channel = await repo.ensure_channel(
+            event.channel.platform, event.channel.chat_id, event.channel.thread_id
+        )
+        a = event.author
+        member = await repo.ensure_member(a.platform, a.user_id, a.display_name, a.is_bot)
+        if member.opted_out:
+            return
+        message, new = await repo.add_message(
+            channel,
+            event.message_id,
+            member,
+            event.text,
+            event.sent_at,
+            event.reply_to,
+            event.origin,
+        )
+        if not new or a.is_bot or event.origin:
+            return
+        threads = ThreadRepo(ctx.session)
+        if event.reply_to is not None:
+            parent = await repo.message(channel.id, event.reply_to)
+            if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
+                return
+        detection = detect_question(event.text)
+        if detection.is_question:
+            await self._on_question(ctx, event, channel, message)
+
+    async def _on_reply(
+        self,
+        ctx: Context,
+        threads: ThreadRepo,
+        parent: Message,
+        message: Message,
+        member: Member,
+    ) -> bool:
+        thread = await threads.by_question(parent.id)
+        answer_to = None
+        if thread is None:
+            answer_to = await threads.answer_for_message(parent.id)
+            if answer_to is not None:
+                thread = await threads.get(answer_to.thread_id)
+        if thread is None or thread.status == "deleted":
+            return False
+        question = (
+            await ctx.session.get(Message, thread.question_message_id)
+            if thread.question_message_id
+            else None
+        )
+        is_asker = question is not None and question.member_id == member.id
+        if is_asker:
+            if _THANKS.search(message.text):
+                await threads.mark_solved(thread, answer_to)
+            return True
+        await threads.add_answer(thread, message)
+        return True
+
+    async def _on_question(
+        self, ctx: Context, event: MessageEvent, channel: Channel, message: Message
+    ) -> None:
+        threads = ThreadRepo(ctx.session)
+        thread = await threads.create(
+            channel.community_id, message, event.text, search_text([event.text]), event.sent_at
+        )
+        matches = await self.matcher.match(
+            SearchRepo(ctx.session),
+            event.text,
+            community_id=channel.community_id,
+            limit=self.gate.max_suggestions,
+            exclude_thread=thread.id,
+        )
+        decision = self.gate.decide(matches)
+        if decision.mode == "quiet":
+            return
+        text, shown = await compose(ctx.session, decision)
+        if not text:
+            return
+        suggestion_ids = []
+        for m in shown:
+            s = Suggestion(
+                message_id=message.id,
+                thread_id=m.ref_id if m.kind == "thread" else None,
+                faq_entry_id=m.ref_id if m.kind == "faq" else None,
+                score=m.score,
+                mode="auto" if decision.mode == "answer" else "suggest",
+            )
+            ctx.session.add(s)
+            await ctx.session.flush()
+            suggestion_ids.append(s.id)
+        await ctx.send(
+            Outgoing(event.channel, text, reply_to=event.message_id),
+            key=f"suggest:{event.channel.key()}:{event.message_id}",
+            meta={"suggestion_ids": suggestion_ids},
+        )
+
+    async def on_edit(self, event: EditEvent, ctx: Context) -> None:
+        """Keep the stored text (and a question's search entry) in step with the platform."""
+        repo = ConversationRepo(ctx.session)
+        channel = await repo.channel(
+            event.channel.platform, event.channel.chat_id, event.channel.thread_id
+        )
+        message = await repo.message(channel.id, event.message_id) if channel else None
+        if message is None:
+            return
+        message.text = event.text
+        message.edited_at = event.edited_at
+        thread = await ThreadRepo(ctx.session).by_question(message.id)
+        if thread is not None:
+            await ThreadRepo(ctx.session).update_question(
+                thread, event.text, search_text([event.text])
+            )
+
+    async def on_delete(self, event: DeleteEvent, ctx: Context) -> None:
+        """A deleted message is kept as deleted (its text erased); a deleted question's thread
+        leaves the index."""
+        repo = ConversationRepo(ctx.session)
+        channel = await repo.channel(
+            event.channel.platform, event.channel.chat_id, event.channel.thread_id
+        )
+        message = await repo.message(channel.id, event.message_id) if channel else None
+        if message is None:
+            return
+        message.deleted = True
+        message.text = ""
+        thread = await ThreadRepo(ctx.session).by_question(message.id)
+        if thread is not None:
+            await ThreadRepo(ctx.session).mark_deleted(thread)
+
+    async def on_reaction(self, event: ReactionEvent, ctx: Context) -> None:
+        """✅ by the asker on an answer solves the thread; ✅/❌ on a suggestion is feedback."""
+        if not event.added:
+            return
+        repo = ConversationRepo(ctx.session)
+        channel = await repo.channel(
+            event.channel.platform, event.channel.chat_id, event.channel.thread_id
+        )
+        message = await repo.message(channel.id, event.message_id) if channel else None
+        member = await repo.member(event.author.platform, event.author.user_id)
+        if message is None or member is None:
+            return
+        threads = ThreadRepo(ctx.session)
+        answer = await threads.answer_for_message(message.id)
+        if answer is not None and event.emoji in SOLVED_EMOJI:
+            thread = await threads.get(answer.thread_id)
+            if thread is not None and await _asked_by(ctx, thread, member):
+                await threads.mark_solved(thread, answer)
+            return
+        await _feedback(ctx, message, member, event.emoji)
+
+
+async def _asked_by(ctx: Context, thread: Thread, member: Member) -> bool:
+    if thread.question_message_id is None:
+        return False
+    question = await ctx.session.get(Message, thread.question_message_id)
+    return question is not None and question.member_id == member.id
+
+
+async def _feedback(ctx: Context, bot_message: Message, member: Member, emoji: str) -> None:
+    if emoji in SOLVED_EMOJI:
+        verdict = "helpful"
+    elif emoji in UNHELPFUL_EMOJI:
+        verdict = "not_helpful"
+    else:
+        return
+    suggestions = (
+        await ctx.session.scalars(
+            select(Suggestion).where(Suggestion.bot_message_id == bot_message.platform_message_id)
+        )
+    ).all()
+    for s in suggestions:
+        question = await ctx.session.get(Message, s.message_id)
+        if (
+            question is None
+            or question.channel_id != bot_message.channel_id
+            or question.member_id != member.id
+            or s.feedback is not None
+        ):
+            continue
+        s.feedback = verdict
+        delta = 1 if verdict == "helpful" else -1
+        if s.faq_entry_id is not None:
+            entry = await ctx.session.get(FaqEntry, s.faq_entry_id)
+            if entry is not None:
+                if delta > 0:
+                    entry.helpful += 1
+                else:
+                    entry.not_helpful += 1
+        elif s.thread_id is not None:
+            thread = await ctx.session.get(Thread, s.thread_id)
+            answer_id = thread.accepted_answer_id if thread else None
+            if answer_id is None and thread is not None:
+                answer_id = await ctx.session.scalar(
+                    select(Answer.id).where(Answer.thread_id == thread.id).order_by(Answer.id)
+                )
+            if answer_id is not None:
+                answer = await ctx.session.get(Answer, answer_id)
+                if answer is not None:
+                    answer.votes += delta
+
+
+async def record_suggestion_message(
+    session: AsyncSession, row: OutboxMessage, message_id: str
+) -> None:
+    """Outbox hook: remember which posted message carried which suggestions (for feedback)."""
+    for suggestion_id in row.meta.get("suggestion_ids", []):
+        suggestion = await session.get(Suggestion, suggestion_id)
+        if suggestion is not None:
+            suggestion.bot_message_id = message_id

@@ -1,0 +1,51 @@
+"""Logging set-up. Platform clients put bot tokens in request URLs, so their HTTP loggers are
+kept at WARNING and every record passes through a filter that masks known secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_TOKEN_PATTERNS = (
+    re.compile(r"\d{6,}:[A-Za-z0-9_-]{30,}"),  # Telegram bot token
+    re.compile(r"[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}"),  # Discord token
+)
+_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` wherever it would appear in a log record."""
+    if value:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with registered secrets and token-shaped strings masked."""
+    for secret in _secrets:
+        text = text.replace(secret, "********")
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub("********", text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message with secrets masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Log to stderr at ``level`` with secrets masked."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Question detection, text normalisation, retrieval, ranking and the curated knowledge base."""

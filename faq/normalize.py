@@ -1,0 +1,141 @@
+"""Text normalisation for matching.
+
+``clean`` keeps the words a person wrote (casefolded, accents, URLs, mentions, emoji and markup
+removed); ``search_terms`` further drops English and Dutch stop words and maps synonyms to one
+canonical term, and is used for retrieval only.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_MENTION = re.compile(r"<[@#][!&]?\d+>|<a?:\w+:\d+>|(?<!\w)@\w+")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+# Bidi controls and zero-width characters are invisible and only ever used to disguise text.
+_INVISIBLE = dict.fromkeys(
+    [
+        0x200B,
+        0x200C,
+        0x200D,
+        0x200E,
+        0x200F,
+        0x2060,
+        0xFEFF,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+)
+
+_STOP_WORDS_TEXT = """
+a an the and or but if of to in on at by for with from as into about over after before
+is are was were be been being am do does did doing have has had having will would shall
+should can could may might must i me my we our us you your he him his she her it its
+they them their this that these those there here what which who whom whose when where
+why how any some anyone anybody someone somebody know knows please thanks thank hi hello
+hey guys so just also too very really get got getting need needs want wants way does not
+no yes de het een en of in op aan te van voor met bij als om dat die dit deze er is zijn
+ben was waren heb heeft hebben had ik je jij u we wij ze zij hij het mijn jouw uw ons
+onze hoe wat waar wanneer waarom wie welke welk kan kun kunnen moet moeten mag mogen
+weet iemand iets niet geen wel ook nog maar dan dus zo
+"""
+STOP_WORDS: frozenset[str] = frozenset(_STOP_WORDS_TEXT.split())
+
+#: Built-in synonym groups; the first term of each group is the canonical one.
+DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("bsn", "burgerservicenummer", "citizen service number", "sofinummer", "sofi number"),
+    ("allowance", "toeslag", "toeslagen", "benefit"),
+    ("gemeente", "municipality", "city hall", "town hall", "gemeentehuis"),
+    ("register", "registration", "inschrijving", "inschrijven", "registreren"),
+    ("health insurance", "zorgverzekering", "healthcare insurance"),
+    ("tax return", "aangifte", "belastingaangifte", "income tax return"),
+    ("tax office", "belastingdienst", "tax authority", "tax authorities"),
+    ("gp", "huisarts", "general practitioner", "family doctor"),
+    ("driving licence", "driving license", "rijbewijs", "drivers license"),
+    ("residence permit", "verblijfsvergunning", "verblijfsdocument"),
+    ("rent", "huur"),
+    ("landlord", "verhuurder"),
+    ("unemployment", "ww", "werkloosheid"),
+    ("pension", "aow", "pensioen"),
+)
+
+
+def clean(text: str) -> str:
+    """Casefolded words of ``text`` joined by single spaces, without accents, URLs, mentions,
+    emoji or markup."""
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    text = _URL.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(_WORD.findall(text)).replace("’", "'")
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without bidi controls and zero-width characters."""
+    return text.translate(_INVISIBLE)
+
+
+class Synonyms:
+    """Maps phrases to canonical terms (longest phrase first)."""
+
+    def __init__(self, groups: Iterable[Iterable[str]] = DEFAULT_SYNONYMS) -> None:
+        self._map: dict[tuple[str, ...], str] = {}
+        for group in groups:
+            terms = [clean(t) for t in group if clean(t)]
+            if not terms:
+                continue
+            canonical = terms[0]
+            for term in terms:
+                self._map[tuple(term.split())] = canonical
+        self._longest = max((len(k) for k in self._map), default=1)
+
+    def extended(self, groups: Iterable[Iterable[str]]) -> Synonyms:
+        """A copy with more groups (a community's own list)."""
+        merged = Synonyms(())
+        merged._map = dict(self._map)
+        extra = Synonyms(groups)
+        merged._map.update(extra._map)
+        merged._longest = max(self._longest, extra._longest)
+        return merged
+
+    def as_mapping(self) -> Mapping[tuple[str, ...], str]:
+        """Phrase (as a word tuple) to canonical term."""
+        return self._map
+
+    def apply(self, words: list[str]) -> list[str]:
+        """Replace every known phrase in ``words`` with its canonical term."""
+        out: list[str] = []
+        i = 0
+        while i < len(words):
+            for size in range(min(self._longest, len(words) - i), 0, -1):
+                canonical = self._map.get(tuple(words[i : i + size]))
+                if canonical is not None:
+                    out.extend(canonical.split())
+                    i += size
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
+
+
+DEFAULT = Synonyms()
+
+
+def search_terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
+    """Content words of ``text`` for retrieval: cleaned, synonyms mapped, stop words dropped,
+    duplicates removed (first occurrence kept)."""
+    words = synonyms.apply(clean(text).split())
+    seen: dict[str, None] = {}
+    for word in words:
+        if word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+def search_text(parts: Iterable[str], synonyms: Synonyms = DEFAULT) -> str:
+    """The indexed form of a document: each part's terms on its own line."""
+    return "\n".join(" ".join(search_terms(p, synonyms)) for p in parts if p.strip())

@@ -1,0 +1,127 @@
+"""Engine and session set-up for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+class StorageError(Exception):
+    """The store cannot be opened or used (corrupt file, unreachable server, bad URL)."""
+
+
+def default_database_path() -> Path:
+    """``$COPSS_HOME/copss.db``, else ``$XDG_DATA_HOME/copss/copss.db`` (~/.local/share)."""
+    home = os.environ.get("COPSS_HOME")
+    if home:
+        return Path(home) / "copss.db"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "copss" / "copss.db"
+
+
+def default_database_url() -> str:
+    """The SQLAlchemy URL of the default SQLite file."""
+    return f"sqlite+aiosqlite:///{default_database_path()}"
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; busy_timeout makes a second process wait for
+    # the lock instead of failing at once; SQLite leaves foreign keys off unless asked.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+class Database:
+    """An async engine and its session factory. ``dialect`` is ``sqlite`` or ``postgresql``."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StorageError(f"not a database URL: {url!r}") from exc
+        self.url = parsed
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            db = parsed.database
+            if db and db != ":memory:":
+                try:
+                    Path(db).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StorageError(
+                        f"cannot create the folder for database {db}: {exc.strerror}"
+                    ) from exc
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
+        except (ArgumentError, ImportError) as exc:
+            raise StorageError(f"cannot use database URL {parsed!r}: {exc}") from exc
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the store is a SQLite file."""
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def check(self) -> None:
+        """Open the store once, turning driver errors into one clear :class:`StorageError`."""
+        try:
+            async with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    result = await conn.exec_driver_sql("PRAGMA quick_check")
+                    verdict = result.scalar()
+                    if verdict != "ok":
+                        raise StorageError(f"database {self.describe()} is damaged: {verdict}")
+                else:
+                    await conn.exec_driver_sql("SELECT 1")
+        except (DBAPIError, SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"cannot open database {self.describe()}: {_reason(exc)}") from exc
+
+    def describe(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return self.url.render_as_string(hide_password=True)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self.engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]

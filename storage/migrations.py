@@ -1,0 +1,116 @@
+"""Versioned schema migrations, applied in order at start-up and by ``copss db upgrade``.
+
+Each migration is a function of a synchronous connection (run inside ``run_sync``) and is
+recorded in ``schema_version``. A migration, once released, never changes: later schema changes
+are new migrations with explicit DDL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, inspect, select, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from storage.engine import Database, StorageError, _reason
+from storage.models import Base, Community, SchemaVersion
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COMMUNITY = "default"
+
+#: Search index rows are keyed ``id * 2`` for threads and ``id * 2 + 1`` for FAQ entries, so a
+#: trigger can find its row by rowid without scanning.
+_SQLITE_SEARCH_DDL = [
+    """CREATE VIRTUAL TABLE search_fts USING fts5(
+        text, tokenize = 'porter unicode61 remove_diacritics 2')""",
+    "CREATE VIRTUAL TABLE search_vocab USING fts5vocab(search_fts, 'row')",
+    """CREATE TRIGGER thread_search_ai AFTER INSERT ON thread WHEN new.status != 'deleted'
+       BEGIN INSERT INTO search_fts(rowid, text) VALUES (new.id * 2, new.search_text); END""",
+    """CREATE TRIGGER thread_search_au AFTER UPDATE OF search_text, status ON thread BEGIN
+         DELETE FROM search_fts WHERE rowid = old.id * 2;
+         INSERT INTO search_fts(rowid, text)
+           SELECT new.id * 2, new.search_text WHERE new.status != 'deleted';
+       END""",
+    """CREATE TRIGGER thread_search_ad AFTER DELETE ON thread
+       BEGIN DELETE FROM search_fts WHERE rowid = old.id * 2; END""",
+    """CREATE TRIGGER faq_search_ai AFTER INSERT ON faq_entry
+       BEGIN INSERT INTO search_fts(rowid, text) VALUES (new.id * 2 + 1, new.search_text); END""",
+    """CREATE TRIGGER faq_search_au AFTER UPDATE OF search_text ON faq_entry BEGIN
+         DELETE FROM search_fts WHERE rowid = old.id * 2 + 1;
+         INSERT INTO search_fts(rowid, text) VALUES (new.id * 2 + 1, new.search_text);
+       END""",
+    """CREATE TRIGGER faq_search_ad AFTER DELETE ON faq_entry
+       BEGIN DELETE FROM search_fts WHERE rowid = old.id * 2 + 1; END""",
+]
+
+_POSTGRES_SEARCH_DDL = [
+    """CREATE INDEX ix_thread_search ON thread
+       USING gin (to_tsvector('simple', search_text))""",
+    """CREATE INDEX ix_faq_search ON faq_entry
+       USING gin (to_tsvector('simple', search_text))""",
+]
+
+
+def _initial(conn: Connection) -> None:
+    # The v1 tables are the models as first released; later migrations alter them explicitly.
+    Base.metadata.create_all(conn)
+    ddl = _SQLITE_SEARCH_DDL if conn.dialect.name == "sqlite" else _POSTGRES_SEARCH_DDL
+    for statement in ddl:
+        conn.execute(text(statement))
+    conn.execute(insert(Community).values(name=DEFAULT_COMMUNITY, settings={}))
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step."""
+
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema and search index", _initial),)
+LATEST = MIGRATIONS[-1].version
+
+
+def _current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table(SchemaVersion.__tablename__):
+        return 0
+    versions = conn.execute(select(SchemaVersion.version)).scalars().all()
+    return max(versions, default=0)
+
+
+def _upgrade(conn: Connection) -> list[int]:
+    current = _current_version(conn)
+    if current > LATEST:
+        raise StorageError(
+            f"database schema version {current} is newer than this copss ({LATEST}); upgrade copss"
+        )
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version <= current:
+            continue
+        log.info("applying migration %d: %s", migration.version, migration.name)
+        migration.apply(conn)
+        conn.execute(insert(SchemaVersion).values(version=migration.version, name=migration.name))
+        applied.append(migration.version)
+    return applied
+
+
+async def upgrade(db: Database) -> list[int]:
+    """Bring the schema to the latest version; returns the versions applied."""
+    await db.check()
+    try:
+        async with db.engine.begin() as conn:
+            return await conn.run_sync(_upgrade)
+    except (DBAPIError, SQLAlchemyError) as exc:
+        raise StorageError(f"cannot migrate database {db.describe()}: {_reason(exc)}") from exc
+
+
+async def schema_version(db: Database) -> int:
+    """The schema version the store is at (0 when empty)."""
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(_current_version)

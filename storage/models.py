@@ -1,0 +1,266 @@
+"""Typed SQLAlchemy 2.0 models of the copss data model.
+
+Platform ids are stored as text: Discord snowflakes and Telegram ids both fit, and the store
+never does arithmetic on them. ``thread_id`` is ``""`` (not NULL) when a channel has no
+topic/thread so that the unique constraint on channels holds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python, whatever the backend keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every copss table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Community(Base):
+    """A community: the channels it spans share one memory and one set of settings."""
+
+    __tablename__ = "community"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Channel(Base):
+    """A Discord channel/thread or a Telegram chat/topic that copss has seen."""
+
+    __tablename__ = "channel"
+    __table_args__ = (UniqueConstraint("platform", "chat_id", "thread_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"))
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(64), default="")
+    title: Mapped[str | None] = mapped_column(String(200))
+
+
+class Member(Base):
+    """A person (or bot) on one platform."""
+
+    __tablename__ = "member"
+    __table_args__ = (UniqueConstraint("platform", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200))
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """A message seen in a channel (members' and copss's own)."""
+
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("channel_id", "platform_message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id"))
+    platform_message_id: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("member.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text, default="")
+    reply_to: Mapped[str | None] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(200))
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column()
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Thread(Base):
+    """A question and what the community answered to it."""
+
+    __tablename__ = "thread"
+    __table_args__ = (Index("ix_thread_community_status", "community_id", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"))
+    question_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("message.id", ondelete="SET NULL"), unique=True
+    )
+    question_text: Mapped[str] = mapped_column(Text)
+    #: Normalised text that the search index holds.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    #: ``open``, ``answered``, ``solved`` or ``deleted``.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    asked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_answer_at: Mapped[datetime | None] = mapped_column()
+    accepted_answer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("answer.id", use_alter=True, ondelete="SET NULL")
+    )
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Answer(Base):
+    """A message that answers a thread's question."""
+
+    __tablename__ = "answer"
+    __table_args__ = (UniqueConstraint("thread_id", "message_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(ForeignKey("thread.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    votes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FaqEntry(Base):
+    """A curated knowledge-base entry (global when ``community_id`` is NULL)."""
+
+    __tablename__ = "faq_entry"
+    __table_args__ = (UniqueConstraint("community_id", "slug"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"))
+    slug: Mapped[str] = mapped_column(String(100))
+    question: Mapped[str] = mapped_column(Text)
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answer: Mapped[str] = mapped_column(Text)
+    source_url: Mapped[str | None] = mapped_column(String(500))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reviewed_at: Mapped[date | None] = mapped_column(Date)
+    expires_at: Mapped[date | None] = mapped_column(Date)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    helpful: Mapped[int] = mapped_column(Integer, default=0)
+    not_helpful: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BridgeLink(Base):
+    """Two channels whose messages copss relays both ways."""
+
+    __tablename__ = "bridge_link"
+    __table_args__ = (UniqueConstraint("channel_a_id", "channel_b_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_a_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    channel_b_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageCopy(Base):
+    """A bridged copy of a message on another channel."""
+
+    __tablename__ = "message_copy"
+    __table_args__ = (UniqueConstraint("original_id", "channel_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    original_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    copy_platform_message_id: Mapped[str] = mapped_column(String(64))
+
+
+class Suggestion(Base):
+    """What copss pointed a question at, and whether the asker found it helpful."""
+
+    __tablename__ = "suggestion"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    thread_id: Mapped[int | None] = mapped_column(ForeignKey("thread.id", ondelete="CASCADE"))
+    faq_entry_id: Mapped[int | None] = mapped_column(ForeignKey("faq_entry.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float)
+    #: ``auto`` (answered outright) or ``suggest`` (one of several).
+    mode: Mapped[str] = mapped_column(String(16))
+    #: ``helpful``, ``not_helpful`` or NULL.
+    feedback: Mapped[str | None] = mapped_column(String(16))
+    bot_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditLog(Base):
+    """One admin action."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("community.id"))
+    actor: Mapped[str] = mapped_column(String(200))
+    command: Mapped[str] = mapped_column(String(64))
+    args: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboxEvent(Base):
+    """An incoming event, stored before it is handled (``handled_at`` NULL until then)."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (Index("ix_inbox_pending", "handled_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxMessage(Base):
+    """Something copss will post; ``state`` is ``pending``, ``sent`` or ``failed``."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "platform", "state", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(64), default="")
+    text: Mapped[str] = mapped_column(Text)
+    reply_to: Mapped[str | None] = mapped_column(String(64))
+    as_name: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str | None] = mapped_column(String(200))
+    #: What to do once sent, e.g. ``{"suggestion_id": 3}``.
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    platform_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class SchemaVersion(Base):
+    """Migrations applied to this database."""
+
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    applied_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Small repositories, one per aggregate. Each wraps an ``AsyncSession`` it does not own."""

@@ -1,0 +1,118 @@
+"""Communities, channels, members and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.migrations import DEFAULT_COMMUNITY
+from storage.models import Channel, Community, Member, Message
+
+
+class ConversationRepo:
+    """Where messages were said and by whom."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def default_community(self) -> Community:
+        """The community channels join unless an admin links them elsewhere."""
+        found = await self.session.scalar(
+            select(Community).where(Community.name == DEFAULT_COMMUNITY)
+        )
+        if found is None:
+            found = Community(name=DEFAULT_COMMUNITY, settings={})
+            self.session.add(found)
+            await self.session.flush()
+        return found
+
+    async def community(self, community_id: int) -> Community | None:
+        """A community by id."""
+        return await self.session.get(Community, community_id)
+
+    async def channel(self, platform: str, chat_id: str, thread_id: str | None) -> Channel | None:
+        """A known channel, or None."""
+        return await self.session.scalar(
+            select(Channel).where(
+                Channel.platform == platform,
+                Channel.chat_id == chat_id,
+                Channel.thread_id == (thread_id or ""),
+            )
+        )
+
+    async def ensure_channel(
+        self, platform: str, chat_id: str, thread_id: str | None, title: str | None = None
+    ) -> Channel:
+        """The channel, created in the default community on first sight."""
+        found = await self.channel(platform, chat_id, thread_id)
+        if found is None:
+            community = await self.default_community()
+            found = Channel(
+                community_id=community.id,
+                platform=platform,
+                chat_id=chat_id,
+                thread_id=thread_id or "",
+                title=title,
+            )
+            self.session.add(found)
+            await self.session.flush()
+        return found
+
+    async def member(self, platform: str, user_id: str) -> Member | None:
+        """A known member, or None."""
+        return await self.session.scalar(
+            select(Member).where(Member.platform == platform, Member.user_id == user_id)
+        )
+
+    async def ensure_member(
+        self, platform: str, user_id: str, display_name: str, is_bot: bool = False
+    ) -> Member:
+        """The member, created on first sight; the display name follows the latest seen."""
+        found = await self.member(platform, user_id)
+        if found is None:
+            found = Member(
+                platform=platform, user_id=user_id, display_name=display_name, is_bot=is_bot
+            )
+            self.session.add(found)
+            await self.session.flush()
+        elif display_name and found.display_name != display_name:
+            found.display_name = display_name
+        return found
+
+    async def message(self, channel_id: int, platform_message_id: str) -> Message | None:
+        """A stored message by its platform id in a channel."""
+        return await self.session.scalar(
+            select(Message).where(
+                Message.channel_id == channel_id,
+                Message.platform_message_id == platform_message_id,
+            )
+        )
+
+    async def add_message(
+        self,
+        channel: Channel,
+        platform_message_id: str,
+        member: Member | None,
+        text: str,
+        sent_at: datetime,
+        reply_to: str | None = None,
+        origin: str | None = None,
+    ) -> tuple[Message, bool]:
+        """Store a message once; returns it and whether it was new."""
+        found = await self.message(channel.id, platform_message_id)
+        if found is not None:
+            return found, False
+        message = Message(
+            channel_id=channel.id,
+            platform_message_id=platform_message_id,
+            member_id=member.id if member else None,
+            text=text,
+            sent_at=sent_at,
+            reply_to=reply_to,
+            origin=origin,
+        )
+        self.session.add(message)
+        await self.session.flush()
+        return message, True

@@ -1,0 +1,67 @@
+"""Curated knowledge-base entries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from storage.models import FaqEntry
+
+
+class FaqRepo:
+    """The community's curated answers (and the global starter set, ``community_id`` NULL)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, entry_id: int) -> FaqEntry | None:
+        """An entry by id."""
+        return await self.session.get(FaqEntry, entry_id)
+
+    async def by_slug(self, community_id: int | None, slug: str) -> FaqEntry | None:
+        """An entry by its slug within a community (or the global set)."""
+        cond = (
+            FaqEntry.community_id.is_(None)
+            if community_id is None
+            else FaqEntry.community_id == community_id
+        )
+        return await self.session.scalar(select(FaqEntry).where(cond, FaqEntry.slug == slug))
+
+    async def upsert(self, community_id: int | None, slug: str, **fields: Any) -> bool:
+        """Create or update an entry; returns True when it was created."""
+        entry = await self.by_slug(community_id, slug)
+        created = entry is None
+        if entry is None:
+            entry = FaqEntry(community_id=community_id, slug=slug, **fields)
+            self.session.add(entry)
+        else:
+            for key, value in fields.items():
+                setattr(entry, key, value)
+        await self.session.flush()
+        return created
+
+    async def all(self, community_id: int | None = None) -> Sequence[FaqEntry]:
+        """Global entries plus the community's own, by slug."""
+        scope: list[ColumnElement[bool]] = [FaqEntry.community_id.is_(None)]
+        if community_id is not None:
+            scope.append(FaqEntry.community_id == community_id)
+        rows = await self.session.scalars(
+            select(FaqEntry).where(or_(*scope)).order_by(FaqEntry.slug)
+        )
+        return rows.all()
+
+    async def stale(self, today: date, max_age_days: int = 365) -> Sequence[FaqEntry]:
+        """Entries past their expiry date or not reviewed within ``max_age_days``."""
+        entries = await self.all()
+        return [
+            e
+            for e in entries
+            if (e.expires_at is not None and e.expires_at < today)
+            or e.reviewed_at is None
+            or (today - e.reviewed_at).days > max_age_days
+        ]

@@ -1,0 +1,86 @@
+"""The inbox (events stored before handling) and the outbox (what copss will post)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboxEvent, OutboxMessage, utcnow
+
+
+class InboxRepo:
+    """Incoming events, each stored once under its dedup key."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def put(self, dedup_key: str, payload: dict[str, Any]) -> int | None:
+        """Store an event; returns its id, or None when it was stored before."""
+        exists = await self.session.scalar(
+            select(InboxEvent.id).where(InboxEvent.dedup_key == dedup_key)
+        )
+        if exists is not None:
+            return None
+        row = InboxEvent(dedup_key=dedup_key, payload=payload)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            # Another process stored it between our look-up and insert.
+            return None
+        return row.id
+
+    async def pending(self, limit: int = 500) -> Sequence[InboxEvent]:
+        """Stored but unhandled events, oldest first."""
+        rows = await self.session.scalars(
+            select(InboxEvent)
+            .where(InboxEvent.handled_at.is_(None))
+            .order_by(InboxEvent.id)
+            .limit(limit)
+        )
+        return rows.all()
+
+    async def mark_handled(self, event_id: int, error: str | None = None) -> None:
+        """The event has been handled (or failed for good, with ``error``)."""
+        await self.session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == event_id)
+            .values(handled_at=utcnow(), error=error)
+        )
+
+
+class OutboxRepo:
+    """Messages to post, drained per platform in id order."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: OutboxMessage) -> OutboxMessage | None:
+        """Queue a message; returns None when one with the same dedup key exists."""
+        if row.dedup_key is not None:
+            exists = await self.session.scalar(
+                select(OutboxMessage.id).where(OutboxMessage.dedup_key == row.dedup_key)
+            )
+            if exists is not None:
+                return None
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def pending(self, platform: str, limit: int = 100) -> Sequence[OutboxMessage]:
+        """Unsent messages for a platform, oldest first."""
+        rows = await self.session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.platform == platform, OutboxMessage.state == "pending")
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return rows.all()
+
+    async def get(self, row_id: int) -> OutboxMessage | None:
+        """One outbox row."""
+        return await self.session.get(OutboxMessage, row_id)

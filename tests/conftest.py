@@ -1,0 +1,85 @@
+"""Shared fixtures: a migrated SQLite store in tmp_path and the console harness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.console import ConsoleAdapter, Said
+from bot.app import App
+from bot.config import Config, MatchingConfig, StorageConfig
+from storage.engine import Database, sqlite_url
+from storage.migrations import upgrade
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty SQLite store."""
+    database = Database(sqlite_url(tmp_path / "copss.db"))
+    await upgrade(database)
+    yield database
+    await database.close()
+
+
+class Harness:
+    """copss running in-process on a console adapter and a real SQLite file."""
+
+    def __init__(self, app: App, console: ConsoleAdapter) -> None:
+        self.app = app
+        self.console = console
+
+    @property
+    def db(self) -> Database:
+        assert self.app.db is not None
+        return self.app.db
+
+    async def settle(self) -> None:
+        """Wait until copss has handled everything and sent every reply."""
+        assert self.app.hub is not None
+        async with asyncio.timeout(10):
+            await self.app.hub.settled()
+
+    async def say(self, text: str, user: str = "you", reply_to: int | None = None) -> int:
+        """Post a message and wait for copss to finish with it."""
+        number = await self.console.push(text, user=user, reply_to=reply_to)
+        await self.settle()
+        return number
+
+    async def command(self, name: str, args: str = "", user: str = "you") -> Said:
+        """Run a command and return copss's reply."""
+        await self.console.command(name, args, user=user)
+        await self.settle()
+        return await self.console.pop(timeout=1)
+
+    def said(self) -> list[Said]:
+        """Everything copss said and nobody popped yet."""
+        out = []
+        while self.console.pending_said():
+            out.append(self.console._said.get_nowait())
+        return out
+
+
+def make_config(tmp_path: Path, **matching: float | bool) -> Config:
+    """A config on a SQLite file in tmp_path."""
+    return Config(
+        storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")),
+        matching=MatchingConfig(**matching),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def copss(tmp_path: Path) -> AsyncIterator[Harness]:
+    """copss with the starter knowledge base, driven through the console adapter."""
+    console = ConsoleAdapter("you")
+    async with App(make_config(tmp_path), adapters=[console]) as app:
+        task = asyncio.create_task(app.run(handle_signals=False))
+        harness = Harness(app, console)
+        await app.started.wait()
+        yield harness
+        app.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)

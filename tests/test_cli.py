@@ -1,0 +1,155 @@
+"""The ``copss`` command as a user runs it (subprocesses on real files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def copss(
+    tmp_path: Path, *args: str, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COPSS_HOME": str(tmp_path / "home")}
+    env.pop("COPSS_TELEGRAM_TOKEN", None)
+    env.pop("COPSS_DISCORD_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_version_and_help(tmp_path: Path) -> None:
+    out = copss(tmp_path, "--version")
+    assert out.returncode == 0 and out.stdout.startswith("copss ")
+    out = copss(tmp_path, "--help")
+    assert out.returncode == 0
+    for word in ("run", "ask", "db", "kb"):
+        assert word in out.stdout
+
+
+def test_ask_json_lists_registration_first(tmp_path: Path) -> None:
+    out = copss(tmp_path, "ask", "how do I register at the gemeente", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    first = data["matches"][0]
+    assert first["kind"] == "faq"
+    assert "regist" in first["title"].lower()
+    assert first["score"] >= data["matches"][1]["score"]
+    assert (tmp_path / "home" / "copss.db").exists()
+
+
+def test_run_console_answers_bsn(tmp_path: Path) -> None:
+    out = copss(tmp_path, "run", stdin="How do I get a BSN number?\n")
+    assert out.returncode == 0, out.stderr
+    assert "#1 you: How do I get a BSN number?" in out.stdout
+    assert "#2 copss ↪#1:" in out.stdout
+    assert "BSN" in out.stdout and "https://" in out.stdout
+
+
+def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
+    first = copss(tmp_path, "db", "upgrade")
+    second = copss(tmp_path, "db", "upgrade")
+    assert first.returncode == 0 and "applied migrations 1" in first.stdout
+    assert second.returncode == 0 and "already at version" in second.stdout
+
+
+def test_kb_load_and_malformed_file(tmp_path: Path) -> None:
+    good = tmp_path / "kb.json"
+    good.write_text(
+        json.dumps(
+            {
+                "entries": [
+                    {
+                        "slug": "bike-theft",
+                        "question": "What do I do when my bike is stolen?",
+                        "aliases": ["fiets gestolen"],
+                        "answer": "Report it to the police online.",
+                        "source_url": "https://www.politie.nl/",
+                        "reviewed_at": "2026-11-01",
+                    }
+                ]
+            }
+        )
+    )
+    out = copss(tmp_path, "kb", "load", str(good))
+    assert out.returncode == 0, out.stderr
+    assert "1 entries created" in out.stdout
+    out = copss(tmp_path, "ask", "my fiets gestolen what now", "--json")
+    assert json.loads(out.stdout)["matches"][0]["title"] == "What do I do when my bike is stolen?"
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"entries": [{"slug": "x", "question": "q?"}]}')
+    out = copss(tmp_path, "kb", "load", str(bad))
+    assert out.returncode == 2
+    assert "bad.json: entry 1 (x): 'answer' must be a non-empty string" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[matching]\nanswer_at = 'high'\n", "'matching.answer_at' must be number"),
+        ("[storage]\nurll = 'x'\n", "unknown key 'storage.urll'"),
+        ("this is not toml", "not valid TOML"),
+        ("admins = ['alice']\n", "'admins' entries look like"),
+    ],
+)
+def test_bad_config_exits_2_naming_key_and_file(tmp_path: Path, content: str, message: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(content)
+    out = copss(tmp_path, "--config", str(cfg), "ask", "bsn")
+    assert out.returncode == 2
+    assert message in out.stderr and str(cfg) in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    out = copss(tmp_path, "--config", str(tmp_path / "nope.toml"), "run")
+    assert out.returncode == 2 and "config file not found" in out.stderr
+
+
+def test_corrupt_database_exits_2(tmp_path: Path) -> None:
+    dbfile = tmp_path / "broken.db"
+    dbfile.write_bytes(b"this is not a sqlite database at all" * 200)
+    before = dbfile.read_bytes()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"[storage]\nurl = 'sqlite+aiosqlite:///{dbfile}'\n")
+    out = copss(tmp_path, "--config", str(cfg), "run", stdin="hello\n")
+    assert out.returncode == 2
+    assert "cannot open database" in out.stderr and "broken.db" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert dbfile.read_bytes() == before  # nothing overwritten
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+def test_unreadable_database_exits_2(tmp_path: Path) -> None:
+    dbfile = tmp_path / "locked.db"
+    dbfile.write_bytes(b"")
+    dbfile.chmod(0)
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"[storage]\nurl = 'sqlite+aiosqlite:///{dbfile}'\n")
+    out = copss(tmp_path, "--config", str(cfg), "ask", "bsn")
+    assert out.returncode == 2 and "cannot open database" in out.stderr
+
+
+def test_database_in_unwritable_place_exits_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"[storage]\nurl = 'sqlite+aiosqlite:///{blocker}/sub/copss.db'\n")
+    out = copss(tmp_path, "--config", str(cfg), "ask", "bsn")
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
