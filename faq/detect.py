@@ -79,11 +79,16 @@ _MARKUP_RE: Final = re.compile(r"[*_`~>|]+")
 _SPACE_RE: Final = re.compile(r"[^\S\n]+")
 
 
+# Put where emoji were: in chat an emoji usually ends a sentence ("Congrats 🎉
+# is it ..."), so sentence splitting breaks there; it is not part of any word.
+_BREAK: Final = "\ue000"  # private-use code point: neither a word nor whitespace
+
+
 def _clean_lines(text: str) -> list[str]:
     """Clean *text* and return its non-empty lines (whitespace collapsed).
 
-    Emoji are treated as clause breaks because in chat they usually end a
-    sentence ("Congrats 🎉 is it ...").
+    Emoji become :data:`_BREAK` markers so that sentence splitting can use
+    them; :func:`clean_text` removes the markers.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     own = [ln for ln in lines if ln.strip() and not _QUOTE_LINE_RE.match(ln)]
@@ -97,10 +102,10 @@ def _clean_lines(text: str) -> list[str]:
         line = _MENTION_RE.sub(" ", line)
         line = _SHORTCODE_RE.sub(" ", line)
         line = _MARKUP_RE.sub(" ", line)
-        for part in _EMOJI_RE.split(line):
-            part = _SPACE_RE.sub(" ", part).strip()
-            if part:
-                out.append(part)
+        line = _EMOJI_RE.sub(f" {_BREAK} ", line)
+        line = _SPACE_RE.sub(" ", line).strip(f" {_BREAK}")
+        if line:
+            out.append(line)
     return out
 
 
@@ -113,7 +118,12 @@ def clean_text(text: str) -> str:
     >>> clean_text("**Hi** <@123> see https://x.nl/?a=1 🎉")
     'Hi see'
     """
-    return " ".join(_clean_lines(text))
+    return _without_breaks(" ".join(_clean_lines(text)))
+
+
+def _without_breaks(text: str) -> str:
+    """Remove emoji break markers from cleaned *text* and re-collapse spaces."""
+    return " ".join(text.replace(_BREAK, " ").split())
 
 
 # --------------------------------------------------------------------------
@@ -122,8 +132,8 @@ def clean_text(text: str) -> str:
 
 _WORD_RE: Final = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _TOKEN_RE: Final = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[^\w\s]")
-_QMARK_RE: Final = re.compile(r"[^\W_][^\n?？¿]*[?？¿]|¿[^\n]*[^\W_]")
-_SENTENCE_SPLIT_RE: Final = re.compile(r"(?<=[.!?？¿;:…])\s+|\s+[-–—]+\s+")
+_HAS_WORD_RE: Final = re.compile(r"[^\W_]")
+_SENTENCE_SPLIT_RE: Final = re.compile(r"(?<=[.!?？¿;:…])\s+|\s+[-–—]+\s+|\s*\ue000\s*")
 _CLAUSE_SPLIT_RE: Final = re.compile(r",?\s+\b(?:but|maar|or|of)\b\s+", re.IGNORECASE)
 
 
@@ -160,6 +170,19 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _has_question_mark(line: str) -> bool:
+    """Return whether *line* has a question mark that ends (or, ``¿``, opens) some words.
+
+    A lone ``?``/``??`` or one that only follows punctuation does not count.
+    Linear time, so long messages stay cheap.
+    """
+    last = max(line.rfind(mark) for mark in "?？")
+    if last > 0 and _HAS_WORD_RE.search(line, 0, last):
+        return True
+    first = line.find("¿")
+    return first >= 0 and _HAS_WORD_RE.search(line, first) is not None
+
+
 def _is_word(token: str) -> bool:
     """Return whether *token* is a word rather than punctuation."""
     return bool(_WORD_RE.fullmatch(token))
@@ -184,7 +207,7 @@ _FILLERS: Final = _set(
     edit update sorry thanks thx cheers please pls plz yes yeah yep ja jep
     hoi hallo allemaal iedereen en maar nou goedemorgen goedemiddag goedenavond
     morning moin haha hahaha lol bedankt dank dankje dankjewel merci trouwens
-    overigens also plus besides again then
+    overigens plus besides again then
     """
 )
 # Two-word fillers: second word is a filler only after the first.
@@ -344,7 +367,7 @@ _IDIOMS: Final = tuple(
         r"^zie je wel\b",
         r"^snap je\b",
         r"^heb je (?:gelijk|helemaal gelijk|een punt)\b",
-        r"^who (?:cares|knew)\b",
+        r"^who (?:cares|knew|would have thought|would've thought|'d have thought)\b",
         r"^which (?:is why|reminds|means)\b",
         r"^does the (?:job|trick)\b",
         r"^are you (?:kidding|joking|serious|crazy|mad)\b",
@@ -520,7 +543,8 @@ _EMBEDDED_WH: Final = re.compile(
     r"|\bwie\s+(?:kan|kent|heeft|wil|zou|mag|moet)\s+(?:me|mij|ons|hier|er|een|iets|dit|dat)\b"
 )
 _TAG_QUESTION: Final = re.compile(
-    r",\s*(?:right|correct|toch|klopt\s+dat|klopt\s+het|of\s+niet|or\s+not|isn't\s+it|no\s+way\s+around\s+it)\s*[.!]*$"
+    r",\s*(?:right|correct|toch|klopt\s+dat|klopt\s+het|of\s+niet|or\s+not|isn't\s+it)"
+    r"\s*[.!]*$"
 )
 
 
@@ -727,11 +751,11 @@ def detect_question(
         return Detection(False, "bridged copy")
 
     lines = _clean_lines(text)
-    cleaned = " ".join(lines)
+    cleaned = _without_breaks(" ".join(lines))
     if len(cleaned) < min_chars or len(_words(cleaned)) < min_words:
         return Detection(False, "too short")
 
-    if any(_QMARK_RE.search(line) for line in lines):
+    if any(_has_question_mark(line) for line in lines):
         return Detection(True, "question mark")
 
     sentences = _sentences(lines)
