@@ -7,6 +7,10 @@ from collections.abc import Awaitable, Callable
 
 from bot.events import ChannelRef, Event, Outgoing
 
+#: Where copss left off: each channel of the adapter's platform that the store knows, with the
+#: platform id of the newest message stored from it (for catching up after downtime).
+Checkpoints = Callable[[], Awaitable[list[tuple[ChannelRef, str]]]]
+
 #: Called by an adapter for every incoming event. It returns once the event is stored, so an
 #: adapter may acknowledge the event to its platform only after the sink returned.
 EventSink = Callable[[Event], Awaitable[None]]
@@ -26,17 +30,20 @@ class TransientAdapterError(AdapterError):
 
 class Pacing:
     """How fast copss may post on a platform: a minimum gap per chat, an optional cap per chat
-    per window (e.g. Telegram groups: 20 a minute) and an overall cap per second."""
+    per window (e.g. Telegram groups: 20 a minute) for the chats ``window_applies`` selects, and
+    an overall cap per second."""
 
     def __init__(
         self,
         per_chat_interval: float = 0.0,
         per_chat_window: tuple[int, float] | None = None,
         overall_per_second: float | None = None,
+        window_applies: Callable[[str], bool] | None = None,
     ) -> None:
         self.per_chat_interval = per_chat_interval
         self.per_chat_window = per_chat_window
         self.overall_per_second = overall_per_second
+        self.window_applies = window_applies
 
 
 class Adapter(ABC):
@@ -50,6 +57,8 @@ class Adapter(ABC):
     platform: str
     #: Posting limits the outbox keeps to (None: send as fast as the adapter allows).
     pacing: Pacing | None = None
+    #: Set by the hub before ``start``: where copss left off in each known channel.
+    checkpoints: Checkpoints | None = None
 
     @abstractmethod
     async def start(self, sink: EventSink) -> None:

@@ -17,7 +17,9 @@ from adapters.base import Adapter
 from bot.config import Config
 from bot.core import Hub
 from bot.features.commands import Commands
+from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
+from bot.logs import register_secret
 from faq.kb import starter_entries, store_entries
 from faq.matcher import Gate, LexicalMatcher
 from storage.engine import Database
@@ -27,17 +29,37 @@ from storage.repos.faq import FaqRepo
 log = logging.getLogger(__name__)
 
 
-def build_adapters(config: Config) -> list[Adapter]:
-    """The adapters the configuration switches on."""
+def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> list[Adapter]:
+    """The adapters the configuration switches on; ``commands`` is the menu to announce."""
     adapters: list[Adapter] = []
-    if config.telegram.token is not None:
+    tg = config.telegram
+    if tg.token is not None:
         from adapters.telegram import TelegramAdapter
 
-        adapters.append(TelegramAdapter(config.telegram))
-    if config.discord.token is not None:
+        register_secret(tg.token.reveal())
+        secret = tg.webhook_secret.reveal() if tg.webhook_secret else None
+        if secret:
+            register_secret(secret)
+        adapters.append(
+            TelegramAdapter(
+                tg.token.reveal(),
+                base_url=tg.base_url,
+                commands=commands,
+                mode=tg.mode,
+                webhook_url=tg.webhook_url,
+                webhook_secret=secret,
+                listen=tg.listen,
+                port=tg.port,
+            )
+        )
+    dc = config.discord
+    if dc.token is not None:
         from adapters.discord import DiscordAdapter
 
-        adapters.append(DiscordAdapter(config.discord))
+        register_secret(dc.token.reveal())
+        adapters.append(
+            DiscordAdapter(dc.token.reveal(), commands=commands, command_prefix=dc.command_prefix)
+        )
     if config.console_enabled:
         from adapters.console import ConsoleAdapter
 
@@ -76,16 +98,21 @@ class App:
 
     async def __aenter__(self) -> App:
         self.db = await prepare_store(self.config)
-        adapters = self._adapters if self._adapters is not None else build_adapters(self.config)
         m = self.config.matching
         gate = Gate(
             answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions
         )
         matcher = LexicalMatcher()
+        commands = Commands(matcher, gate)
+        adapters = (
+            self._adapters
+            if self._adapters is not None
+            else build_adapters(self.config, commands.menu())
+        )
         self.hub = Hub(
             self.db,
             adapters,
-            [Commands(matcher, gate), QaFeature(matcher, gate)],
+            [migrate_chat, commands, QaFeature(matcher, gate)],
             admins=self.config.admins,
             sent_hooks=[record_suggestion_message],
         )

@@ -9,6 +9,7 @@ Everything copss posts goes through the outbox table and is sent by one task per
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -98,6 +99,14 @@ class Hub:
         }
         #: Set when the inbox has no pending events (tests and shutdown wait on it).
         self.idle = asyncio.Event()
+        for platform, adapter in self.adapters.items():
+            adapter.checkpoints = functools.partial(self.checkpoints, platform)
+
+    async def checkpoints(self, platform: str) -> list[tuple[ChannelRef, str]]:
+        """Each known channel of ``platform`` with the id of its newest stored message."""
+        async with self.db.session() as session:
+            rows = await ConversationRepo(session).checkpoints(platform)
+        return [(ChannelRef(platform, chat, thread), newest) for chat, thread, newest in rows]
 
     # -- inbox ---------------------------------------------------------------------------------
 
@@ -211,10 +220,12 @@ class Hub:
             origin=row.origin,
         )
         pacer = self._pacers.get(row.platform)
+        # Platforms limit posting per chat, whatever topic or thread in it.
+        chat = row.chat_id
         attempts = row.attempts
         while True:
             if pacer is not None:
-                await pacer.wait(out.channel.key())
+                await pacer.wait(chat)
             attempts += 1
             try:
                 message_id = await adapter.send(out)
@@ -238,7 +249,7 @@ class Hub:
                 await asyncio.sleep(delay)
                 continue
             if pacer is not None:
-                pacer.record(out.channel.key(), time.monotonic())
+                pacer.record(chat, time.monotonic())
             await self._finish(row, message_id)
             return
 

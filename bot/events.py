@@ -52,6 +52,8 @@ class MessageEvent:
     reply_to: str | None = None
     attachments: tuple[str, ...] = ()
     origin: str | None = None
+    #: Shared from elsewhere (a forward): stored, never taken as the author's own question.
+    forwarded: bool = False
     raw: Any = field(default=None, compare=False, repr=False)
 
 
@@ -102,7 +104,21 @@ class CommandEvent:
     raw: Any = field(default=None, compare=False, repr=False)
 
 
-Event = MessageEvent | EditEvent | DeleteEvent | ReactionEvent | CommandEvent
+@dataclass(frozen=True, slots=True)
+class MigrateEvent:
+    """A chat moved to a new id (a Telegram group upgraded to a supergroup)."""
+
+    channel: ChannelRef
+    new_chat_id: str
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def message_id(self) -> str:
+        """Migrations have no message; the new chat id keys them."""
+        return f"migrate-{self.new_chat_id}"
+
+
+Event = MessageEvent | EditEvent | DeleteEvent | ReactionEvent | CommandEvent | MigrateEvent
 
 _KINDS: dict[str, type[Any]] = {
     "message": MessageEvent,
@@ -110,6 +126,7 @@ _KINDS: dict[str, type[Any]] = {
     "delete": DeleteEvent,
     "reaction": ReactionEvent,
     "command": CommandEvent,
+    "migrate": MigrateEvent,
 }
 _KIND_OF: dict[type[Any], str] = {cls: kind for kind, cls in _KINDS.items()}
 
@@ -141,6 +158,8 @@ def dedup_key(event: Event) -> str:
         return f"reaction:{base}:{event.author.user_id}:{event.emoji}:{int(event.added)}"
     if isinstance(event, DeleteEvent):
         return f"delete:{base}"
+    if isinstance(event, MigrateEvent):
+        return f"migrate:{base}"
     return f"message:{base}"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TextIO
 
 _TOKEN_PATTERNS = (
     re.compile(r"\d{6,}:[A-Za-z0-9_-]{30,}"),  # Telegram bot token
@@ -39,9 +40,9 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Log to stderr at ``level`` with secrets masked."""
-    handler = logging.StreamHandler()
+def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Log to ``stream`` (stderr) at ``level`` with secrets masked."""
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

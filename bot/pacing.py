@@ -18,6 +18,12 @@ class Pacer:
         self._window: dict[str, deque[float]] = {}
         self._overall: deque[float] = deque()
 
+    def _windowed(self, chat: str) -> bool:
+        r = self.rules
+        return r.per_chat_window is not None and (
+            r.window_applies is None or r.window_applies(chat)
+        )
+
     def delay(self, chat: str, now: float) -> float:
         """Seconds to wait before sending to ``chat`` at time ``now``."""
         r = self.rules
@@ -25,7 +31,8 @@ class Pacer:
         last = self._last.get(chat)
         if last is not None:
             wait = max(wait, last + r.per_chat_interval - now)
-        if r.per_chat_window is not None:
+        if self._windowed(chat):
+            assert r.per_chat_window is not None
             count, seconds = r.per_chat_window
             sent = self._window.get(chat)
             if sent is not None:
@@ -43,7 +50,7 @@ class Pacer:
     def record(self, chat: str, now: float) -> None:
         """A message was sent to ``chat`` at ``now``."""
         self._last[chat] = now
-        if self.rules.per_chat_window is not None:
+        if self._windowed(chat):
             self._window.setdefault(chat, deque()).append(now)
         if self.rules.overall_per_second:
             self._overall.append(now)

@@ -45,12 +45,21 @@ def sqlite_url(path: Path | str) -> str:
 def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets readers run beside the one writer; busy_timeout makes a second process wait for
     # the lock instead of failing at once; SQLite leaves foreign keys off unless asked.
+    # The driver's own transaction handling is switched off so that _begin_immediate decides.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _begin_immediate(conn: Any) -> None:
+    # A deferred transaction that reads and then writes cannot wait for the lock: SQLite
+    # answers "database is locked" at once when another connection wrote in between. Taking
+    # the write lock at BEGIN makes every transaction wait its turn (busy_timeout) instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -81,6 +90,7 @@ class Database:
             raise StorageError(f"cannot use database URL {parsed!r}: {exc}") from exc
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

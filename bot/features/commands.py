@@ -14,6 +14,7 @@ from faq.matcher import Gate, LexicalMatcher, Matcher
 from faq.normalize import strip_invisible
 from storage.repos.conversation import ConversationRepo
 from storage.repos.search import SearchRepo
+from storage.repos.threads import ThreadRepo
 
 CommandFn = Callable[[CommandEvent, Context], Awaitable[str]]
 
@@ -41,8 +42,13 @@ class Commands:
             Command(
                 "ask", "ask TEXT", "search the community's answers and the FAQ", False, self.ask
             ),
+            Command("stats", "stats", "how healthy the community is", True, self.stats),
         ):
             self.registry[cmd.name] = cmd
+
+    def menu(self) -> list[tuple[str, str]]:
+        """(name, summary) of every command, for platform command menus."""
+        return [(c.name, c.summary) for c in self.registry.values()]
 
     async def __call__(self, event: Event, ctx: Context) -> bool:
         if not isinstance(event, CommandEvent):
@@ -90,3 +96,17 @@ class Commands:
             return "I found nothing on that yet. Ask the community — someone may know!"
         text, _ = await compose(ctx.session, decision)
         return text or "I found nothing on that yet."
+
+    async def stats(self, event: CommandEvent, ctx: Context) -> str:
+        """The short community health summary."""
+        channel = await ConversationRepo(ctx.session).ensure_channel(
+            event.channel.platform, event.channel.chat_id, event.channel.thread_id
+        )
+        counts = await ThreadRepo(ctx.session).status_counts(channel.community_id)
+        asked = sum(counts.values()) - counts.get("deleted", 0)
+        answered = counts.get("answered", 0) + counts.get("solved", 0)
+        rate = f"{answered / asked:.0%}" if asked else "n/a"
+        return (
+            f"Questions: {asked}; answered: {answered} ({rate}); "
+            f"solved: {counts.get('solved', 0)}; still open: {counts.get('open', 0)}."
+        )

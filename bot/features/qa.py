@@ -87,11 +87,14 @@ class QaFeature:
             event.reply_to,
             event.origin,
         )
-        if not new or a.is_bot or event.origin:
+        if not new or a.is_bot or event.origin or event.forwarded:
             return
         threads = ThreadRepo(ctx.session)
         if event.reply_to is not None:
-            parent = await repo.message(channel.id, event.reply_to)
+            # The parent may sit in the chat itself while the reply is in a topic or thread.
+            parent = await repo.find_message(
+                event.channel.platform, event.channel.chat_id, event.reply_to
+            )
             if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
                 return
         detection = detect_question(event.text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.migrations import DEFAULT_COMMUNITY
@@ -89,6 +89,36 @@ class ConversationRepo:
                 Message.platform_message_id == platform_message_id,
             )
         )
+
+    async def find_message(
+        self, platform: str, chat_id: str, platform_message_id: str
+    ) -> Message | None:
+        """A message by its platform id anywhere in a chat (any topic or thread of it)."""
+        return await self.session.scalar(
+            select(Message)
+            .join(Channel, Message.channel_id == Channel.id)
+            .where(
+                Channel.platform == platform,
+                Channel.chat_id == chat_id,
+                Message.platform_message_id == platform_message_id,
+            )
+            .limit(1)
+        )
+
+    async def checkpoints(self, platform: str) -> list[tuple[str, str | None, str]]:
+        """(chat id, thread id or None, newest stored message id) per channel of ``platform``."""
+        newest = (
+            select(Message.channel_id, func.max(Message.id).label("mid"))
+            .group_by(Message.channel_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(Channel.chat_id, Channel.thread_id, Message.platform_message_id)
+            .join(newest, newest.c.channel_id == Channel.id)
+            .join(Message, Message.id == newest.c.mid)
+            .where(Channel.platform == platform)
+        )
+        return [(chat, thread or None, mid) for chat, thread, mid in rows.all()]
 
     async def add_message(
         self,

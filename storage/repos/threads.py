@@ -117,6 +117,15 @@ class ThreadRepo:
         thread.status = "deleted"
         await self.session.flush()
 
+    async def status_counts(self, community_id: int) -> dict[str, int]:
+        """Threads per status in a community."""
+        rows = await self.session.execute(
+            select(Thread.status, func.count(Thread.id))
+            .where(Thread.community_id == community_id)
+            .group_by(Thread.status)
+        )
+        return {status: int(n) for status, n in rows.all()}
+
     async def count(self) -> int:
         """Number of threads (all states)."""
         return int(await self.session.scalar(select(func.count(Thread.id))) or 0)

@@ -269,6 +269,9 @@ class RateLimits:
     global_per_sec: int
     tolerance: float
     methods: frozenset[str]
+    #: Divides every window (1 s per chat, 60 s per group, 1 s overall) so tests can check
+    #: pacing at Telegram's ratios without waiting minutes.
+    time_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -690,6 +693,7 @@ class FakeTelegramAPI:
         per_chat_burst: float = 1.0,
         tolerance: float = 0.05,
         methods: Iterable[str] | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         """Answer 429 (with ``retry_after``) when the bot exceeds Telegram's flood limits.
 
@@ -707,6 +711,7 @@ class FakeTelegramAPI:
             global_per_sec=global_per_sec,
             tolerance=tolerance,
             methods=frozenset(methods) if methods is not None else DEFAULT_RATE_LIMITED_METHODS,
+            time_scale=time_scale,
         )
         self._chat_buckets.clear()
         self._group_sends.clear()
@@ -1368,26 +1373,29 @@ class FakeTelegramAPI:
             return
         now = time.monotonic()
         tol = limits.tolerance
+        scale = limits.time_scale
+        rate = limits.per_chat_per_sec * scale
+        minute, second = 60.0 / scale, 1.0 / scale
         violation: tuple[Literal["per_chat", "per_group", "global"], float] | None = None
 
         tokens, last = self._chat_buckets.get(chat_id, (limits.per_chat_burst, now))
-        tokens = min(limits.per_chat_burst, tokens + (now - last) * limits.per_chat_per_sec)
-        if tokens < 1.0 - tol * limits.per_chat_per_sec:
-            violation = ("per_chat", (1.0 - tokens) / limits.per_chat_per_sec)
+        tokens = min(limits.per_chat_burst, tokens + (now - last) * rate)
+        if tokens < 1.0 - tol * rate:
+            violation = ("per_chat", (1.0 - tokens) / rate)
 
         is_group = chat_id < 0 and self._chats.get(chat_id, {}).get("type") != "channel"
         group_window = self._group_sends.setdefault(chat_id, deque()) if is_group else None
         if violation is None and group_window is not None:
-            while group_window and group_window[0] <= now - (60.0 - tol):
+            while group_window and group_window[0] <= now - (minute - tol):
                 group_window.popleft()
             if len(group_window) >= limits.per_group_per_min:
-                violation = ("per_group", group_window[0] + 60.0 - now)
+                violation = ("per_group", group_window[0] + minute - now)
 
         if violation is None:
-            while self._global_sends and self._global_sends[0] <= now - (1.0 - tol):
+            while self._global_sends and self._global_sends[0] <= now - (second - tol):
                 self._global_sends.popleft()
             if len(self._global_sends) >= limits.global_per_sec:
-                violation = ("global", self._global_sends[0] + 1.0 - now)
+                violation = ("global", self._global_sends[0] + second - now)
 
         if violation is not None:
             retry_after = max(1, math.ceil(violation[1]))

@@ -1,0 +1,303 @@
+"""The Telegram adapter on python-telegram-bot.
+
+Updates are fetched with our own long-poll loop (or received on a webhook) rather than PTB's
+``Updater``, because the Updater confirms an update to Telegram as soon as it has fetched it:
+copss confirms an update (advances the offset, or answers the webhook 200) only after the hub
+has stored every event it carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from telegram import BotCommand, ReplyParameters, Update
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import HTTPXRequest
+
+from adapters.base import Adapter, AdapterError, EventSink, Pacing, TransientAdapterError
+from adapters.telegram.translate import update_events
+from adapters.text import split_text
+from bot.events import ChannelRef, MigrateEvent, Outgoing
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ("message", "edited_message", "message_reaction", "chat_member")
+ADMIN_STATUSES = frozenset({"creator", "administrator"})
+
+
+@dataclass(frozen=True)
+class TelegramLimits:
+    """Telegram's posting limits: about one message a second per chat, 20 a minute per group,
+    30 a second overall. Tests scale these down together with the fake server's."""
+
+    per_chat_interval: float = 1.0
+    group_per_window: int = 20
+    group_window: float = 60.0
+    overall_per_second: float = 30.0
+
+    def pacing(self) -> Pacing:
+        """The outbox pacing for these limits (group windows for negative chat ids)."""
+        return Pacing(
+            per_chat_interval=self.per_chat_interval,
+            per_chat_window=(self.group_per_window, self.group_window),
+            overall_per_second=self.overall_per_second,
+            window_applies=lambda chat_id: chat_id.startswith("-"),
+        )
+
+
+def _html_length(text: str) -> int:
+    # Telegram counts UTF-16 code units; escaping only makes the count larger, never smaller.
+    return len(html.escape(text, quote=False).encode("utf-16-le")) // 2
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TelegramAdapter(Adapter):
+    """A Telegram bot in polling (default) or webhook mode."""
+
+    platform = "telegram"
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = "https://api.telegram.org/bot",
+        base_file_url: str = "https://api.telegram.org/file/bot",
+        limits: TelegramLimits | None = None,
+        poll_timeout: int = 30,
+        commands: Sequence[tuple[str, str]] = (),
+        mode: str = "polling",
+        webhook_url: str = "",
+        webhook_secret: str | None = None,
+        listen: str = "0.0.0.0",
+        port: int = 8443,
+    ) -> None:
+        self.limits = limits or TelegramLimits()
+        self.pacing = self.limits.pacing()
+        self.poll_timeout = poll_timeout
+        self.commands = list(commands)
+        self.mode = mode
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.listen, self.port = listen, port
+        self.bot = ExtBot(
+            token,
+            base_url=base_url,
+            base_file_url=base_file_url,
+            request=HTTPXRequest(connection_pool_size=8),
+            get_updates_request=HTTPXRequest(read_timeout=poll_timeout + 10.0),
+            rate_limiter=AIORateLimiter(
+                overall_max_rate=self.limits.overall_per_second,
+                group_max_rate=self.limits.group_per_window,
+                group_time_period=self.limits.group_window,
+                max_retries=0,
+            ),
+        )
+        self.username = ""
+        self._closed = asyncio.Event()
+        self._offset: int | None = None
+        self._migrated: dict[str, str] = {}
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def start(self, sink: EventSink) -> None:
+        """Log in, announce the commands, then receive updates until closed."""
+        try:
+            await self.bot.initialize()
+        except InvalidToken as exc:
+            raise AdapterError(
+                "Telegram refused the bot token (check COPSS_TELEGRAM_TOKEN)"
+            ) from exc
+        self.username = self.bot.username
+        log.info("telegram: logged in as @%s", self.username)
+        if self.commands:
+            with contextlib.suppress(TelegramError):
+                await self.bot.set_my_commands([BotCommand(n, d) for n, d in self.commands])
+        try:
+            if self.mode == "webhook":
+                await self._run_webhook(sink)
+            else:
+                await self.bot.delete_webhook()
+                await self._poll(sink)
+        finally:
+            with contextlib.suppress(Exception):
+                await self.bot.shutdown()
+
+    async def _poll(self, sink: EventSink) -> None:
+        backoff = 1.0
+        while not self._closed.is_set():
+            try:
+                updates = await self.bot.get_updates(
+                    offset=self._offset,
+                    timeout=self.poll_timeout,
+                    allowed_updates=list(ALLOWED_UPDATES),
+                )
+            except RetryAfter as exc:
+                await self._sleep(_seconds(exc.retry_after))
+                continue
+            except (NetworkError, TelegramError) as exc:
+                if self._closed.is_set():
+                    return
+                log.warning("telegram: getUpdates failed (%s); retrying in %.0fs", exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
+            for update in updates:
+                await self.handle_update(update, sink)
+                # Only now may the next getUpdates confirm this update to Telegram.
+                self._offset = update.update_id + 1
+
+    async def handle_update(self, update: Update, sink: EventSink) -> None:
+        """Translate one update and hand its events to the hub (returns once stored)."""
+        for event in update_events(update, self.username):
+            if isinstance(event, MigrateEvent):
+                self._migrated[event.channel.chat_id] = event.new_chat_id
+            await sink(event)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    async def _run_webhook(self, sink: EventSink) -> None:
+        from aiohttp import web
+
+        async def receive(request: web.Request) -> web.Response:
+            secret = request.headers.get("X-Telegram-Bot-Api-Secret-Token")
+            if self.webhook_secret and secret != self.webhook_secret:
+                return web.Response(status=403)
+            try:
+                data = await request.json()
+                update = Update.de_json(data, self.bot)
+            except (ValueError, TypeError, KeyError):
+                return web.Response(status=400)
+            # Answering 200 confirms the update; Telegram retries anything else.
+            await self.handle_update(update, sink)
+            return web.Response(status=200)
+
+        app = web.Application()
+        path = "/" + self.webhook_url.split("://", 1)[-1].partition("/")[2]
+        app.router.add_post(path, receive)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.listen, self.port)
+        await site.start()
+        try:
+            await self.bot.set_webhook(
+                self.webhook_url,
+                secret_token=self.webhook_secret,
+                allowed_updates=list(ALLOWED_UPDATES),
+            )
+            await self._closed.wait()
+        finally:
+            await runner.cleanup()
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def _chat(self, chat_id: str) -> str:
+        return self._migrated.get(chat_id, chat_id)
+
+    async def send(self, message: Outgoing) -> str:
+        """Post as HTML-escaped text, split at 4096, in the right topic, as a reply."""
+        chunks = split_text(message.text, MessageLimit.MAX_TEXT_LENGTH, measure=_html_length)
+        first: str | None = None
+        for i, chunk in enumerate(chunks):
+            reply = message.reply_to if i == 0 else first
+            sent = await self._send_chunk(message.channel, chunk, reply)
+            first = first or sent
+        assert first is not None
+        return first
+
+    async def _send_chunk(self, channel: ChannelRef, text: str, reply_to: str | None) -> str:
+        reply = (
+            ReplyParameters(int(reply_to), allow_sending_without_reply=True)
+            if reply_to and reply_to.lstrip("-").isdigit()
+            else None
+        )
+        thread = int(channel.thread_id) if channel.thread_id else None
+        chat = self._chat(channel.chat_id)
+        for _ in range(2):
+            try:
+                sent = await self.bot.send_message(
+                    chat,
+                    html.escape(text, quote=False),
+                    parse_mode=ParseMode.HTML,
+                    reply_parameters=reply,
+                    message_thread_id=thread,
+                    disable_web_page_preview=False,
+                )
+                return str(sent.message_id)
+            except ChatMigrated as exc:
+                chat = str(exc.new_chat_id)
+                self._migrated[channel.chat_id] = chat
+                reply = None  # the old message ids do not exist in the new chat
+            except Exception as exc:
+                raise self._map_error(exc) from exc
+        raise AdapterError(f"chat {channel.chat_id} keeps migrating")
+
+    def _map_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, RetryAfter):
+            return TransientAdapterError("telegram flood control", _seconds(exc.retry_after))
+        if isinstance(exc, Forbidden | BadRequest | InvalidToken):
+            return AdapterError(f"telegram refused: {exc.message}")
+        if isinstance(exc, NetworkError):
+            return TransientAdapterError(f"telegram unreachable: {exc.message}", 1.0)
+        return exc
+
+    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
+        """Edit a message the bot sent (text beyond 4096 is cut to fit, marked with …)."""
+        escaped_chunks = split_text(text, MessageLimit.MAX_TEXT_LENGTH - 1, measure=_html_length)
+        body = escaped_chunks[0] + ("…" if len(escaped_chunks) > 1 else "")
+        try:
+            await self.bot.edit_message_text(
+                html.escape(body, quote=False),
+                chat_id=self._chat(channel.chat_id),
+                message_id=int(message_id),
+                parse_mode=ParseMode.HTML,
+            )
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+
+    async def delete(self, channel: ChannelRef, message_id: str) -> None:
+        """Delete a message (the bot's own, or a member's when the bot is an admin)."""
+        try:
+            await self.bot.delete_message(self._chat(channel.chat_id), int(message_id))
+        except Exception as exc:
+            raise self._map_error(exc) from exc
+
+    async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
+        """Asked of Telegram now (getChatMember), never cached. A message sent as the group
+        itself comes from an anonymous admin; one sent as any other chat never counts."""
+        chat = self._chat(channel.chat_id)
+        if user_id in (channel.chat_id, chat):
+            return True
+        if user_id.startswith("-") or not chat.startswith("-"):
+            return False  # another channel speaking, or a private chat
+        try:
+            member = await self.bot.get_chat_member(chat, int(user_id))
+        except TelegramError as exc:
+            log.warning("telegram: getChatMember failed: %s", exc)
+            return False
+        return member.status in ADMIN_STATUSES
+
+    async def close(self) -> None:
+        """Stop receiving."""
+        self._closed.set()

@@ -1,0 +1,89 @@
+"""copss running on the real python-telegram-bot against the loopback fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from adapters.telegram import TelegramAdapter, TelegramLimits
+from bot.app import App
+from bot.config import Config, StorageConfig
+from storage.engine import Database, sqlite_url
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
+
+GROUP = -1001234567890
+#: Test time runs this many times faster than Telegram's limits (1/s per chat, 20/min per
+#: group, 30/s overall); the fake enforces the same scaled limits.
+TIME_SCALE = 120.0
+
+
+def scaled_limits(scale: float = TIME_SCALE) -> TelegramLimits:
+    return TelegramLimits(
+        per_chat_interval=1.0 / scale,
+        group_per_window=20,
+        group_window=60.0 / scale,
+        overall_per_second=30.0 * scale,
+    )
+
+
+class TelegramHarness:
+    """Starts and stops copss (as often as a test likes) on one store and one fake server."""
+
+    def __init__(self, api: FakeTelegramAPI, tmp_path: Path, **adapter_kw: Any) -> None:
+        self.api = api
+        self.config = Config(storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")))
+        self.adapter_kw = adapter_kw
+        self.app: App | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def db(self) -> Database:
+        assert self.app is not None and self.app.db is not None
+        return self.app.db
+
+    async def start(self) -> None:
+        adapter = TelegramAdapter(
+            DEFAULT_TOKEN,
+            base_url=self.api.base_url,
+            base_file_url=self.api.base_file_url,
+            poll_timeout=1,
+            limits=self.adapter_kw.pop("limits", scaled_limits()),
+            commands=[("help", "what copss can do")],
+            **self.adapter_kw,
+        )
+        self.app = App(self.config, adapters=[adapter])
+        await self.app.__aenter__()
+        self.task = asyncio.create_task(self.app.run(handle_signals=False))
+        await self.app.started.wait()
+        await self.api.wait_for_calls("getUpdates", within=5)
+
+    async def settle(self, update_id: int | None = None) -> None:
+        """Wait until ``update_id`` (default: every pushed update) is stored and handled."""
+        if update_id is None:
+            update_id = self.api._next_update_id - 1
+        await self.api.wait_until_confirmed(update_id, within=10)
+        assert self.app is not None and self.app.hub is not None
+        async with asyncio.timeout(30):
+            await self.app.hub.settled()
+
+    async def push(self, update: dict[str, Any]) -> tuple[int, int]:
+        """Push an update, wait for copss to handle it; returns (update_id, message_id)."""
+        update_id = self.api.push_update(update)
+        await self.settle(update_id)
+        message = update.get("message") or update.get("edited_message") or {}
+        return update_id, int(message.get("message_id", 0))
+
+    async def stop(self, *, abrupt: bool = False) -> None:
+        """Stop cleanly, or (``abrupt``) cancel everything mid-flight like a crash would."""
+        if self.app is None or self.task is None:
+            return
+        if abrupt:
+            self.task.cancel()
+        else:
+            self.app.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, 30)
+        await self.app.__aexit__(None, None, None)
+        self.app, self.task = None, None
