@@ -11,18 +11,21 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
+
+from sqlalchemy.engine import make_url
 
 from adapters.base import Adapter
 from bot.config import Config
 from bot.core import Hub
-from bot.features.commands import Commands
+from bot.features.commands import Services, build_commands
 from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
 from bot.logs import register_secret
 from faq.kb import starter_entries, store_entries
 from faq.matcher import Gate, LexicalMatcher
-from storage.engine import Database
+from storage.engine import Database, default_database_path
 from storage.migrations import upgrade
 from storage.repos.faq import FaqRepo
 
@@ -67,6 +70,14 @@ def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> 
     return adapters
 
 
+def export_dir(config: Config) -> Path:
+    """Where ``export`` writes: beside the SQLite file, else in the default data folder."""
+    url = make_url(config.storage.url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).parent / "exports"
+    return default_database_path().parent / "exports"
+
+
 async def prepare_store(config: Config) -> Database:
     """Open the store, migrate it, and load the starter knowledge base into an empty one."""
     db = Database(config.storage.url)
@@ -103,7 +114,7 @@ class App:
             answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions
         )
         matcher = LexicalMatcher()
-        commands = Commands(matcher, gate)
+        commands = build_commands(Services(matcher, gate, export_dir(self.config)))
         adapters = (
             self._adapters
             if self._adapters is not None

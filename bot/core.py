@@ -218,7 +218,11 @@ class Hub:
             reply_to=row.reply_to,
             as_name=row.as_name,
             origin=row.origin,
+            key=f"outbox:{row.id}",
         )
+        if row.meta.get("action") == "delete":
+            await self._delete(adapter, out.channel, row)
+            return
         pacer = self._pacers.get(row.platform)
         # Platforms limit posting per chat, whatever topic or thread in it.
         chat = row.chat_id
@@ -253,6 +257,27 @@ class Hub:
             await self._finish(row, message_id)
             return
 
+    async def _delete(self, adapter: Adapter, channel: ChannelRef, row: OutboxMessage) -> None:
+        # Deletes ride the outbox too, so they survive restarts and keep their order.
+        target = str(row.meta.get("message_id", ""))
+        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
+            try:
+                await adapter.delete(channel, target)
+            except TransientAdapterError as exc:
+                await asyncio.sleep(exc.retry_after)
+                continue
+            except AdapterError as exc:
+                log.warning("delete of %s in %s failed: %s", target, channel.key(), exc)
+                await self._finish(row, None, error=str(exc))
+                return
+            except Exception as exc:
+                log.warning("delete of %s failed (%s), attempt %d", target, exc, attempt)
+                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+                continue
+            await self._finish(row, target, record=False)
+            return
+        await self._finish(row, None, error="gave up")
+
     async def _note_attempt(self, row_id: int, attempts: int, error: str) -> None:
         async with self.db.session() as session:
             await session.execute(
@@ -261,7 +286,9 @@ class Hub:
                 .values(attempts=attempts, last_error=error[:500])
             )
 
-    async def _finish(self, row: OutboxMessage, message_id: str | None, error: str = "") -> None:
+    async def _finish(
+        self, row: OutboxMessage, message_id: str | None, error: str = "", record: bool = True
+    ) -> None:
         async with self.db.session() as session:
             fresh = await session.get(OutboxMessage, row.id)
             if fresh is None:
@@ -270,6 +297,8 @@ class Hub:
                 fresh.state, fresh.last_error = "failed", error[:500]
                 return
             fresh.state, fresh.platform_message_id, fresh.sent_at = "sent", message_id, utcnow()
+            if not record:
+                return
             repo = ConversationRepo(session)
             channel = await repo.ensure_channel(fresh.platform, fresh.chat_id, fresh.thread_id)
             bot = await repo.ensure_member(fresh.platform, "copss", "copss", is_bot=True)

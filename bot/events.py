@@ -142,6 +142,9 @@ class Outgoing:
     as_name: str | None = None
     #: Set on bridged copies: ``platform:chat_id:message_id`` of the original.
     origin: str | None = None
+    #: Stable across retries of the same outbox row (``outbox:ID``), so an adapter can make a
+    #: retried send idempotent (Discord's message ``nonce``).
+    key: str | None = None
 
 
 def event_kind(event: Event) -> str:

@@ -175,6 +175,8 @@ class BridgeLink(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     channel_a_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
     channel_b_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    #: ``pending`` until an admin of channel B confirms it from there, then ``active``.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

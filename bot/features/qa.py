@@ -19,6 +19,7 @@ from bot.events import (
     ReactionEvent,
 )
 from bot.features.answers import compose
+from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
 from faq.matcher import Gate, LexicalMatcher, Matcher
 from faq.normalize import search_text
@@ -134,17 +135,25 @@ class QaFeature:
         self, ctx: Context, event: MessageEvent, channel: Channel, message: Message
     ) -> None:
         threads = ThreadRepo(ctx.session)
+        community = await ConversationRepo(ctx.session).community(channel.community_id)
+        settings = CommunitySettings.of(community, self.gate)
         thread = await threads.create(
-            channel.community_id, message, event.text, search_text([event.text]), event.sent_at
+            channel.community_id,
+            message,
+            event.text,
+            search_text([event.text], settings.synonyms),
+            event.sent_at,
         )
-        matches = await self.matcher.match(
+        # A community with its own synonyms needs them on the query side too.
+        matcher = LexicalMatcher(settings.synonyms) if settings.synonym_groups else self.matcher
+        matches = await matcher.match(
             SearchRepo(ctx.session),
             event.text,
             community_id=channel.community_id,
-            limit=self.gate.max_suggestions,
+            limit=settings.gate.max_suggestions,
             exclude_thread=thread.id,
         )
-        decision = self.gate.decide(matches)
+        decision = settings.gate.decide(matches)
         if decision.mode == "quiet":
             return
         text, shown = await compose(ctx.session, decision)

@@ -55,9 +55,11 @@ class FaqRepo:
         )
         return rows.all()
 
-    async def stale(self, today: date, max_age_days: int = 365) -> Sequence[FaqEntry]:
+    async def stale(
+        self, today: date, community_id: int | None = None, max_age_days: int = 365
+    ) -> Sequence[FaqEntry]:
         """Entries past their expiry date or not reviewed within ``max_age_days``."""
-        entries = await self.all()
+        entries = await self.all(community_id)
         return [
             e
             for e in entries

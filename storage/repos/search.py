@@ -153,7 +153,8 @@ class SearchRepo:
             ref = key // 2
             if key % 2 == 0:
                 t = threads.get(ref)
-                if t is None or t.status == "deleted":
+                # Only threads with an answer can answer anyone; open ones are not candidates.
+                if t is None or t.status in ("deleted", "open"):
                     continue
                 if community_id is not None and t.community_id != community_id:
                     continue

@@ -239,3 +239,29 @@ async def test_token_never_logged(tmp_path: Path) -> None:
     assert "502" in output or "unreachable" in output or "delayed" in output
     assert DEFAULT_TOKEN not in output
     assert DEFAULT_TOKEN.split(":")[1] not in output
+
+
+ADMIN_CALLS = [
+    "/faq list", "/faq add x | y | z | https://example.org/", "/export", "/threshold answer 0.9",
+    "/synonyms add a, b", "/unsolved", "/delete everywhere", "/stats", "/audit",
+    "/link discord:123", "/unlink discord:123", "/links",
+]
+
+
+async def test_every_admin_command_refused_for_members(tg: TelegramHarness) -> None:
+    from bot.features.commands import all_commands
+
+    admin_names = {c.name for c in all_commands() if c.admin}
+    assert {call.split()[0][1:] for call in ADMIN_CALLS} == admin_names
+    api = tg.api
+    for call in ADMIN_CALLS:
+        _, mid = await tg.push(api.message_update(GROUP, ALICE, call))
+        [reply] = replies_to(api, mid)
+        assert "is for admins of this community" in reply["text"], call
+    async with tg.db.session() as s:
+        from storage.models import AuditLog, Community
+
+        results = (await s.scalars(select(AuditLog.result))).all()
+        settings = (await s.scalars(select(Community.settings))).all()
+    assert results == ["refused: not an admin"] * len(ADMIN_CALLS)
+    assert settings == [{}]

@@ -46,6 +46,7 @@ async def _thread(db: Database, text_: str, message_id: str = "1") -> int:
         thread = await ThreadRepo(s).create(
             channel.community_id, message, text_, search_text([text_]), now
         )
+        thread.status = "answered"  # only answered threads are candidates
         return thread.id
 
 

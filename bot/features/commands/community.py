@@ -1,0 +1,231 @@
+"""Admin commands for the community: threshold, synonyms, stats, audit, unsolved, delete."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from bot.events import ChannelRef, Outgoing
+from bot.features.commands.base import Command, Invocation, UsageError, split_words
+from bot.features.commands.member import _thread_for_reply
+from bot.features.settings import ANSWER_AT, SUGGEST_AT, SYNONYMS, update_settings
+from faq.normalize import DEFAULT, Synonyms, clean, search_text
+from storage.models import (
+    AuditLog,
+    Channel,
+    FaqEntry,
+    Message,
+    MessageCopy,
+    Suggestion,
+    Thread,
+)
+from storage.repos.conversation import ConversationRepo
+from storage.repos.threads import ThreadRepo
+
+
+async def threshold(inv: Invocation) -> str:
+    """Show or set the community's confidence gate."""
+    gate = inv.settings.gate
+    if not inv.args:
+        return (
+            f"copss answers outright above {gate.answer_at:.2f} and suggests links above "
+            f"{gate.suggest_at:.2f}."
+        )
+    which, value = split_words(inv.args, 2)
+    key = {"answer": ANSWER_AT, "suggest": SUGGEST_AT}.get(which.casefold())
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if key is None or not 0.0 <= number <= 1.0:
+        raise UsageError("Give 'answer' or 'suggest' and a number between 0 and 1.")
+    answer_at = number if key == ANSWER_AT else gate.answer_at
+    suggest_at = number if key == SUGGEST_AT else gate.suggest_at
+    if suggest_at > answer_at:
+        raise UsageError(f"The suggest level ({suggest_at}) must not exceed answer ({answer_at}).")
+    update_settings(inv.community, **{key: number})
+    return f"Set the {which.casefold()} level to {number:.2f}."
+
+
+async def _reindex(inv: Invocation, synonyms: Synonyms) -> int:
+    s = inv.ctx.session
+    threads = (await s.scalars(select(Thread).where(Thread.community_id == inv.community.id))).all()
+    for thread in threads:
+        thread.search_text = search_text([thread.question_text], synonyms)
+    entries = (
+        await s.scalars(
+            select(FaqEntry).where(
+                (FaqEntry.community_id == inv.community.id) | FaqEntry.community_id.is_(None)
+            )
+        )
+    ).all()
+    for entry in entries:
+        entry.search_text = search_text([entry.question, *entry.aliases], synonyms)
+    return len(threads) + len(entries)
+
+
+async def synonyms(inv: Invocation) -> str:
+    """List, add or remove the community's synonym groups."""
+    groups = [list(g) for g in inv.settings.synonym_groups]
+    action, rest = split_words(inv.args, 2)
+    action = action.casefold()
+    if not action:
+        if not groups:
+            return "No community synonyms yet. Add one with: synonyms add bsn, sofinummer"
+        return "Synonym groups:\n" + "\n".join(f"  {', '.join(g)}" for g in groups)
+    if action == "add":
+        terms = [t.strip() for t in rest.split(",") if clean(t)]
+        if len(terms) < 2:
+            raise UsageError("Give at least two terms separated by commas.")
+        groups.append(terms)
+    elif action == "remove":
+        term = clean(rest)
+        kept = [g for g in groups if term not in {clean(t) for t in g}]
+        if len(kept) == len(groups):
+            raise UsageError(f"No synonym group contains '{rest[:40]}'.")
+        groups = kept
+    else:
+        raise UsageError("Say 'add' or 'remove'.")
+    update_settings(inv.community, **{SYNONYMS: groups})
+    count = await _reindex(inv, DEFAULT.extended(groups))
+    return f"Synonyms updated; re-indexed {count} questions and entries."
+
+
+async def stats(inv: Invocation) -> str:
+    """The short community health summary."""
+    s = inv.ctx.session
+    cid = inv.community.id
+    counts = await ThreadRepo(s).status_counts(cid)
+    asked = sum(n for status, n in counts.items() if status != "deleted")
+    answered = counts.get("answered", 0) + counts.get("solved", 0)
+    rate = f"{answered / asked:.0%}" if asked else "n/a"
+    waits = (
+        await s.execute(
+            select(Thread.asked_at, Thread.first_answer_at).where(
+                Thread.community_id == cid, Thread.first_answer_at.is_not(None)
+            )
+        )
+    ).all()
+    hours = [max(0.0, (b - a).total_seconds() / 3600) for a, b in waits if a and b]
+    median = f"{statistics.median(hours):.1f} h" if hours else "n/a"
+    since = datetime.now(UTC) - timedelta(days=30)
+    active = await s.scalar(
+        select(func.count(func.distinct(Message.member_id)))
+        .join(Channel, Message.channel_id == Channel.id)
+        .where(Channel.community_id == cid, Message.sent_at >= since)
+    )
+    feedback = dict(
+        (
+            await s.execute(
+                select(Suggestion.feedback, func.count(Suggestion.id))
+                .where(Suggestion.feedback.is_not(None))
+                .group_by(Suggestion.feedback)
+            )
+        ).all()
+    )
+    return (
+        f"Questions: {asked}; answered: {answered} ({rate}); solved: {counts.get('solved', 0)}; "
+        f"still open: {counts.get('open', 0)}.\n"
+        f"Median time to a first answer: {median}. Members active in 30 days: {active or 0}.\n"
+        f"Suggestions rated helpful: {feedback.get('helpful', 0)}, "
+        f"not helpful: {feedback.get('not_helpful', 0)}."
+    )
+
+
+async def audit(inv: Invocation) -> str:
+    """The most recent admin actions."""
+    rows = (
+        await inv.ctx.session.scalars(
+            select(AuditLog)
+            .where(AuditLog.community_id == inv.community.id)
+            .order_by(AuditLog.id.desc())
+            .limit(10)
+        )
+    ).all()
+    if not rows:
+        return "No admin actions recorded yet."
+    lines = ["Recent admin actions:"]
+    for r in rows:
+        lines.append(
+            f"  {r.at:%Y-%m-%d %H:%M} {r.actor}: {r.command} {r.args[:60]} → {r.result[:80]}"
+        )
+    return "\n".join(lines)
+
+
+async def unsolved(inv: Invocation) -> str:
+    """Reopen a thread marked solved."""
+    thread, _ = await _thread_for_reply(inv)
+    if thread is None or thread.status == "deleted":
+        raise UsageError("Reply to the question (or one of its answers) with 'unsolved'.")
+    thread.accepted_answer_id = None
+    thread.status = "answered" if thread.first_answer_at else "open"
+    return f"Reopened the question; it is {thread.status} again."
+
+
+async def delete_everywhere(inv: Invocation) -> str:
+    """Delete a message and all its bridged copies."""
+    if inv.args.casefold() != "everywhere" or inv.event.reply_to is None:
+        raise UsageError("Reply to the message to remove with: delete everywhere")
+    e = inv.event.channel
+    s = inv.ctx.session
+    target = await ConversationRepo(s).find_message(e.platform, e.chat_id, inv.event.reply_to)
+    places: list[tuple[ChannelRef, str, str]] = [
+        (e, inv.event.reply_to, f"delete:{e.key()}:{inv.event.reply_to}")
+    ]
+    if target is not None:
+        copies = (
+            await s.execute(
+                select(MessageCopy, Channel)
+                .join(Channel, MessageCopy.channel_id == Channel.id)
+                .where(MessageCopy.original_id == target.id)
+            )
+        ).all()
+        for copy, ch in copies:
+            ref = ChannelRef(ch.platform, ch.chat_id, ch.thread_id or None)
+            places.append((ref, copy.copy_platform_message_id, f"delete-copy:{copy.id}"))
+        target.deleted, target.text = True, ""
+        thread = await ThreadRepo(s).by_question(target.id)
+        if thread is not None:
+            await ThreadRepo(s).mark_deleted(thread)
+        await s.execute(update(Message).where(Message.id == target.id).values(deleted=True))
+    for ref, message_id, key in places:
+        await inv.ctx.send(
+            Outgoing(ref, ""), key=key, meta={"action": "delete", "message_id": message_id}
+        )
+    return f"Deleting the message in {len(places)} place(s)."
+
+
+COMMUNITY_COMMANDS = [
+    Command(
+        "threshold",
+        "threshold [answer|suggest 0..1]",
+        "show or set the confidence levels",
+        True,
+        threshold,
+    ),
+    Command(
+        "synonyms",
+        "synonyms [add TERM, TERM...|remove TERM]",
+        "words that mean the same",
+        True,
+        synonyms,
+    ),
+    Command(
+        "unsolved",
+        "unsolved (as a reply to a question)",
+        "reopen a solved question",
+        True,
+        unsolved,
+    ),
+    Command(
+        "delete",
+        "delete everywhere (as a reply)",
+        "delete a message and its bridged copies",
+        True,
+        delete_everywhere,
+    ),
+    Command("stats", "stats", "how healthy the community is", True, stats),
+    Command("audit", "audit", "recent admin actions", True, audit),
+]
