@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from adapters.base import Adapter
 from bot.config import Config
 from bot.core import Hub
+from bot.features.bridge import Bridge
 from bot.features.commands import Services, build_commands
 from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
@@ -114,6 +115,7 @@ class App:
             answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions
         )
         matcher = LexicalMatcher()
+        bridge = Bridge()
         commands = build_commands(Services(matcher, gate, export_dir(self.config)))
         adapters = (
             self._adapters
@@ -123,9 +125,10 @@ class App:
         self.hub = Hub(
             self.db,
             adapters,
-            [migrate_chat, commands, QaFeature(matcher, gate)],
+            [migrate_chat, commands, bridge, QaFeature(matcher, gate)],
             admins=self.config.admins,
-            sent_hooks=[record_suggestion_message],
+            sent_hooks=[record_suggestion_message, bridge.record_copy],
+            prepare_hooks=[bridge.resolve_reply],
         )
         return self
 

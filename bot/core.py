@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Event, "Context"], Awaitable[bool]]
 #: Called after the outbox sent a row, inside a transaction, with the platform message id.
 SentHook = Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]]
+#: Called just before a row is sent; may return a changed message (e.g. a reply target that
+#: only became known when an earlier row was sent).
+PrepareHook = Callable[[AsyncSession, OutboxMessage, Outgoing], Awaitable[Outgoing]]
 
 MAX_SEND_ATTEMPTS = 8
 
@@ -85,12 +88,14 @@ class Hub:
         *,
         admins: Sequence[str] = (),
         sent_hooks: Sequence[SentHook] = (),
+        prepare_hooks: Sequence[PrepareHook] = (),
     ) -> None:
         self.db = db
         self.adapters = {a.platform: a for a in adapters}
         self.handlers = list(handlers)
         self.admins = frozenset(admins)
         self.sent_hooks = list(sent_hooks)
+        self.prepare_hooks = list(prepare_hooks)
         self._inbox_ready = asyncio.Event()
         self._outbox_ready = {p: asyncio.Event() for p in self.adapters}
         self._sender_idle = {p: asyncio.Event() for p in self.adapters}
@@ -220,8 +225,11 @@ class Hub:
             origin=row.origin,
             key=f"outbox:{row.id}",
         )
-        if row.meta.get("action") == "delete":
-            await self._delete(adapter, out.channel, row)
+        for hook in self.prepare_hooks:
+            async with self.db.session() as session:
+                out = await hook(session, row, out)
+        if row.meta.get("action") in ("delete", "edit"):
+            await self._act(adapter, out, row)
             return
         pacer = self._pacers.get(row.platform)
         # Platforms limit posting per chat, whatever topic or thread in it.
@@ -257,21 +265,26 @@ class Hub:
             await self._finish(row, message_id)
             return
 
-    async def _delete(self, adapter: Adapter, channel: ChannelRef, row: OutboxMessage) -> None:
-        # Deletes ride the outbox too, so they survive restarts and keep their order.
+    async def _act(self, adapter: Adapter, out: Outgoing, row: OutboxMessage) -> None:
+        # Edits and deletes ride the outbox too, so they survive restarts and keep their order
+        # relative to the messages they change.
+        action = row.meta["action"]
         target = str(row.meta.get("message_id", ""))
         for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
             try:
-                await adapter.delete(channel, target)
+                if action == "delete":
+                    await adapter.delete(out.channel, target)
+                else:
+                    await adapter.edit(out.channel, target, out.text)
             except TransientAdapterError as exc:
                 await asyncio.sleep(exc.retry_after)
                 continue
             except AdapterError as exc:
-                log.warning("delete of %s in %s failed: %s", target, channel.key(), exc)
+                log.warning("%s of %s in %s failed: %s", action, target, out.channel.key(), exc)
                 await self._finish(row, None, error=str(exc))
                 return
             except Exception as exc:
-                log.warning("delete of %s failed (%s), attempt %d", target, exc, attempt)
+                log.warning("%s of %s failed (%s), attempt %d", action, target, exc, attempt)
                 await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
                 continue
             await self._finish(row, target, record=False)

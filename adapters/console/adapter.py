@@ -94,13 +94,14 @@ class ConsoleAdapter(Adapter):
         """Print (and queue for :meth:`pop`) what copss says."""
         reply_number = self._numbers.get(message.reply_to) if message.reply_to else None
         number, message_id = self._next_id()
-        said = Said(number, message.text, reply_number, message_id)
+        text = f"{message.as_name}: {message.text}" if message.as_name else message.text
+        said = Said(number, text, reply_number, message_id)
         self.said.append(said)
         self._said.put_nowait(said)
         self._authors[number] = "copss"
         if self.terminal:
             arrow = f" ↪#{reply_number}" if reply_number else ""
-            self._print(f"#{number} copss{arrow}: {message.text}")
+            self._print(f"#{number} copss{arrow}: {text}")
         return message_id
 
     async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:

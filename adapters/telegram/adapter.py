@@ -217,16 +217,21 @@ class TelegramAdapter(Adapter):
 
     async def send(self, message: Outgoing) -> str:
         """Post as HTML-escaped text, split at 4096, in the right topic, as a reply."""
-        chunks = split_text(message.text, MessageLimit.MAX_TEXT_LENGTH, measure=_html_length)
+        # A bridged copy names its author in bold; the name counts against the length limit.
+        head = f"<b>{html.escape(message.as_name, quote=False)}</b>: " if message.as_name else ""
+        limit = MessageLimit.MAX_TEXT_LENGTH - _html_length(head)
+        chunks = split_text(message.text, limit, measure=_html_length)
         first: str | None = None
         for i, chunk in enumerate(chunks):
             reply = message.reply_to if i == 0 else first
-            sent = await self._send_chunk(message.channel, chunk, reply)
+            sent = await self._send_chunk(message.channel, chunk, reply, head if i == 0 else "")
             first = first or sent
         assert first is not None
         return first
 
-    async def _send_chunk(self, channel: ChannelRef, text: str, reply_to: str | None) -> str:
+    async def _send_chunk(
+        self, channel: ChannelRef, text: str, reply_to: str | None, head: str = ""
+    ) -> str:
         reply = (
             ReplyParameters(int(reply_to), allow_sending_without_reply=True)
             if reply_to and reply_to.lstrip("-").isdigit()
@@ -238,7 +243,7 @@ class TelegramAdapter(Adapter):
             try:
                 sent = await self.bot.send_message(
                     chat,
-                    html.escape(text, quote=False),
+                    head + html.escape(text, quote=False),
                     parse_mode=ParseMode.HTML,
                     reply_parameters=reply,
                     message_thread_id=thread,

@@ -79,7 +79,7 @@ class QaFeature:
         member = await repo.ensure_member(a.platform, a.user_id, a.display_name, a.is_bot)
         if member.opted_out:
             return
-        message, new = await repo.add_message(
+        message, _ = await repo.add_message(
             channel,
             event.message_id,
             member,
@@ -88,7 +88,9 @@ class QaFeature:
             event.reply_to,
             event.origin,
         )
-        if not new or a.is_bot or event.origin or event.forwarded:
+        # The inbox hands each message over once; an earlier handler (the bridge) may have
+        # stored it already in this same transaction.
+        if a.is_bot or event.origin or event.forwarded:
             return
         threads = ThreadRepo(ctx.session)
         if event.reply_to is not None:
@@ -96,6 +98,11 @@ class QaFeature:
             parent = await repo.find_message(
                 event.channel.platform, event.channel.chat_id, event.reply_to
             )
+            if parent is not None:
+                # A reply to a bridged copy answers the original, wherever it was asked.
+                parent = (
+                    await repo.original_of(parent.channel_id, parent.platform_message_id) or parent
+                )
             if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
                 return
         detection = detect_question(event.text)

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.migrations import DEFAULT_COMMUNITY
-from storage.models import Channel, Community, Member, Message
+from storage.models import Channel, Community, Member, Message, MessageCopy
 
 
 class ConversationRepo:
@@ -103,6 +103,17 @@ class ConversationRepo:
                 Message.platform_message_id == platform_message_id,
             )
             .limit(1)
+        )
+
+    async def original_of(self, channel_id: int, platform_message_id: str) -> Message | None:
+        """The original message when ``platform_message_id`` in the channel is a bridged copy."""
+        return await self.session.scalar(
+            select(Message)
+            .join(MessageCopy, MessageCopy.original_id == Message.id)
+            .where(
+                MessageCopy.channel_id == channel_id,
+                MessageCopy.copy_platform_message_id == platform_message_id,
+            )
         )
 
     async def checkpoints(self, platform: str) -> list[tuple[str, str | None, str]]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.base import Adapter
 from adapters.telegram import TelegramAdapter, TelegramLimits
 from bot.app import App
 from bot.config import Config, StorageConfig
@@ -31,8 +33,15 @@ def scaled_limits(scale: float = TIME_SCALE) -> TelegramLimits:
 class TelegramHarness:
     """Starts and stops copss (as often as a test likes) on one store and one fake server."""
 
-    def __init__(self, api: FakeTelegramAPI, tmp_path: Path, **adapter_kw: Any) -> None:
+    def __init__(
+        self,
+        api: FakeTelegramAPI,
+        tmp_path: Path,
+        extra_adapters: Sequence[Adapter] = (),
+        **adapter_kw: Any,
+    ) -> None:
         self.api = api
+        self.extra_adapters = list(extra_adapters)
         self.config = Config(storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")))
         self.adapter_kw = adapter_kw
         self.app: App | None = None
@@ -53,7 +62,7 @@ class TelegramHarness:
             commands=[("help", "what copss can do")],
             **self.adapter_kw,
         )
-        self.app = App(self.config, adapters=[adapter])
+        self.app = App(self.config, adapters=[adapter, *self.extra_adapters])
         await self.app.__aenter__()
         self.task = asyncio.create_task(self.app.run(handle_signals=False))
         await self.app.started.wait()

@@ -1,0 +1,203 @@
+"""Bridging: linked channels relay messages both ways, with replies, edits and deletes
+following through the stored copies. Never relays the bot's own messages, another bot's or
+webhook's messages, or a message that is already a copy."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core import Context
+from bot.events import ChannelRef, DeleteEvent, EditEvent, Event, MessageEvent, Outgoing
+from storage.models import BridgeLink, Channel, Message, MessageCopy, OutboxMessage
+from storage.repos.conversation import ConversationRepo
+
+log = logging.getLogger(__name__)
+
+PLATFORM_NAMES = {"telegram": "Telegram", "discord": "Discord", "console": "console"}
+
+
+def ref_of(channel: Channel) -> ChannelRef:
+    """The event-side reference of a stored channel."""
+    return ChannelRef(channel.platform, channel.chat_id, channel.thread_id or None)
+
+
+def relay_text(event: MessageEvent) -> str:
+    """The copy's body: the text, then one line per attachment."""
+    lines = [event.text] if event.text else []
+    lines += [f"[{a}]" if "://" not in a else a for a in event.attachments]
+    return "\n".join(lines) or "[empty message]"
+
+
+class Bridge:
+    """The relay handler plus the outbox hooks that map copies."""
+
+    def __init__(self, warn_backlog: int = 200, max_backlog: int = 5000) -> None:
+        self.warn_backlog = warn_backlog
+        self.max_backlog = max_backlog
+        self._warned_at: dict[str, float] = {}
+
+    async def __call__(self, event: Event, ctx: Context) -> bool:
+        # Relaying never consumes an event: Q&A capture still sees it afterwards.
+        if isinstance(event, MessageEvent):
+            await self._relay(event, ctx)
+        elif isinstance(event, EditEvent | DeleteEvent):
+            await self._follow(event, ctx)
+        return False
+
+    async def _links(self, session: AsyncSession, channel: Channel) -> list[Channel]:
+        rows = await session.scalars(
+            select(BridgeLink).where(
+                BridgeLink.status == "active",
+                or_(BridgeLink.channel_a_id == channel.id, BridgeLink.channel_b_id == channel.id),
+            )
+        )
+        targets = []
+        for link in rows.all():
+            other = link.channel_b_id if link.channel_a_id == channel.id else link.channel_a_id
+            target = await session.get(Channel, other)
+            if target is not None:
+                targets.append(target)
+        return targets
+
+    async def _relay(self, event: MessageEvent, ctx: Context) -> None:
+        if event.author.is_bot or event.origin:
+            return
+        s = ctx.session
+        repo = ConversationRepo(s)
+        e = event.channel
+        channel = await repo.ensure_channel(e.platform, e.chat_id, e.thread_id)
+        targets = await self._links(s, channel)
+        if not targets:
+            return
+        if await repo.original_of(channel.id, event.message_id) is not None:
+            return  # a copy made by copss (seen again, e.g. through catch-up)
+        a = event.author
+        member = await repo.ensure_member(a.platform, a.user_id, a.display_name, a.is_bot)
+        message = None
+        if not member.opted_out:  # an opted-out member's words are relayed, never stored
+            message, _ = await repo.add_message(
+                channel, event.message_id, member, event.text, event.sent_at, event.reply_to
+            )
+        parent = (
+            await repo.find_message(e.platform, e.chat_id, event.reply_to)
+            if event.reply_to
+            else None
+        )
+        if parent is not None:
+            parent = await repo.original_of(parent.channel_id, parent.platform_message_id) or parent
+        name = f"{a.display_name} ({PLATFORM_NAMES.get(e.platform, e.platform)})"
+        origin = f"{e.platform}:{e.chat_id}:{event.message_id}"
+        for target in targets:
+            if not await self._room(ctx, target, event):
+                continue
+            meta: dict[str, object] = {"target_channel_id": target.id}
+            if message is not None:
+                meta["copy_of"] = message.id
+            if parent is not None:
+                meta["reply_original_id"] = parent.id
+            await ctx.send(
+                Outgoing(ref_of(target), relay_text(event), as_name=name, origin=origin),
+                key=f"relay:{origin}->{target.id}",
+                meta=meta,
+            )
+
+    async def _room(self, ctx: Context, target: Channel, event: MessageEvent) -> bool:
+        """Whether the target's queue has room; warns the source side's admins when not."""
+        pending = int(
+            await ctx.session.scalar(
+                select(func.count(OutboxMessage.id)).where(
+                    OutboxMessage.platform == target.platform, OutboxMessage.state == "pending"
+                )
+            )
+            or 0
+        )
+        if pending < self.warn_backlog:
+            return True
+        full = pending >= self.max_backlog
+        key = f"{target.platform}:{event.channel.key()}"
+        now = time.monotonic()
+        if now - self._warned_at.get(key, -1e9) > 600:
+            self._warned_at[key] = now
+            state = "is full; new messages are not relayed" if full else "is growing"
+            log.warning("bridge backlog to %s: %d pending", target.platform, pending)
+            await ctx.send(
+                Outgoing(
+                    event.channel,
+                    f"Admins: the bridge queue to {PLATFORM_NAMES.get(target.platform)} {state} "
+                    f"({pending} messages waiting). The other side may be down or rate-limited.",
+                )
+            )
+        return not full
+
+    async def _follow(self, event: EditEvent | DeleteEvent, ctx: Context) -> None:
+        s = ctx.session
+        e = event.channel
+        message = await ConversationRepo(s).find_message(e.platform, e.chat_id, event.message_id)
+        if message is None:
+            return
+        rows = await s.execute(
+            select(MessageCopy, Channel)
+            .join(Channel, MessageCopy.channel_id == Channel.id)
+            .where(MessageCopy.original_id == message.id)
+        )
+        for copy, target in rows.all():
+            if isinstance(event, EditEvent):
+                key = f"relay-edit:{copy.id}:{event.edited_at.isoformat()}"
+                text = event.text
+                action = "edit"
+            else:
+                key, text, action = f"relay-delete:{copy.id}", "", "delete"
+            await ctx.send(
+                Outgoing(ref_of(target), text),
+                key=key,
+                meta={"action": action, "message_id": copy.copy_platform_message_id},
+            )
+
+    async def resolve_reply(
+        self, session: AsyncSession, row: OutboxMessage, out: Outgoing
+    ) -> Outgoing:
+        """Outbox hook: a copy that answers something replies to that thing's counterpart on
+        the target side (known only once the earlier copy was sent)."""
+        original_id = row.meta.get("reply_original_id")
+        target_id = row.meta.get("target_channel_id")
+        if original_id is None or target_id is None or out.reply_to is not None:
+            return out
+        original = await session.get(Message, original_id)
+        if original is None:
+            return out
+        reply: str | None
+        if original.channel_id == target_id:
+            reply = original.platform_message_id
+        else:
+            reply = await session.scalar(
+                select(MessageCopy.copy_platform_message_id).where(
+                    MessageCopy.original_id == original_id, MessageCopy.channel_id == target_id
+                )
+            )
+        if reply is None:
+            return out
+        return Outgoing(out.channel, out.text, reply, out.as_name, out.origin, out.key)
+
+    async def record_copy(self, session: AsyncSession, row: OutboxMessage, message_id: str) -> None:
+        """Outbox hook: remember where a copy went, for edits, deletes and replies."""
+        original_id = row.meta.get("copy_of")
+        target_id = row.meta.get("target_channel_id")
+        if original_id is None or target_id is None or row.meta.get("action"):
+            return
+        exists = await session.scalar(
+            select(MessageCopy.id).where(
+                MessageCopy.original_id == original_id, MessageCopy.channel_id == target_id
+            )
+        )
+        if exists is None:
+            session.add(
+                MessageCopy(
+                    original_id=original_id,
+                    channel_id=target_id,
+                    copy_platform_message_id=message_id,
+                )
+            )
