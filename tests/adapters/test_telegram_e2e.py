@@ -242,9 +242,18 @@ async def test_token_never_logged(tmp_path: Path) -> None:
 
 
 ADMIN_CALLS = [
-    "/faq list", "/faq add x | y | z | https://example.org/", "/export", "/threshold answer 0.9",
-    "/synonyms add a, b", "/unsolved", "/delete everywhere", "/stats", "/audit",
-    "/link discord:123", "/unlink discord:123", "/links",
+    "/faq list",
+    "/faq add x | y | z | https://example.org/",
+    "/export",
+    "/threshold answer 0.9",
+    "/synonyms add a, b",
+    "/unsolved",
+    "/delete everywhere",
+    "/stats",
+    "/audit",
+    "/link discord:123",
+    "/unlink discord:123",
+    "/links",
 ]
 
 
@@ -265,3 +274,54 @@ async def test_every_admin_command_refused_for_members(tg: TelegramHarness) -> N
         settings = (await s.scalars(select(Community.settings))).all()
     assert results == ["refused: not an admin"] * len(ADMIN_CALLS)
     assert settings == [{}]
+
+
+async def test_webhook_mode_checks_secret_and_stores_before_ok(tmp_path: Path) -> None:
+    import socket
+
+    import aiohttp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    async with FakeTelegramAPI(token=DEFAULT_TOKEN) as api:
+        api.add_chat(GROUP, "supergroup", title="Expats NL")
+        harness = TelegramHarness(
+            api,
+            tmp_path,
+            mode="webhook",
+            webhook_url=url,
+            webhook_secret="s3cret-hook",
+            listen="127.0.0.1",
+            port=port,
+        )
+        await harness.start_webhook()
+        try:
+            [hook] = api.calls_to("setWebhook")
+            assert hook.params["url"] == url and hook.params["secret_token"] == "s3cret-hook"
+            update = api.message_update(GROUP, ALICE, "How do I get a BSN number?")
+            update["update_id"] = 1
+            async with aiohttp.ClientSession() as http:
+                bad = await http.post(
+                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+                )
+                assert bad.status == 403
+                good = await http.post(
+                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"}
+                )
+                assert good.status == 200
+                junk = await http.post(
+                    url,
+                    data=b"{not json",
+                    headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"},
+                )
+                assert junk.status == 400
+            async with harness.db.session() as s:
+                stored = (await s.scalars(select(InboxEvent))).all()
+            assert len(stored) == 1  # stored before the 200 went out
+            assert harness.app is not None and harness.app.hub is not None
+            await harness.app.hub.settled()
+            assert "BSN" in api.sent_messages(GROUP)[-1]["text"]
+        finally:
+            await harness.stop()

@@ -53,20 +53,28 @@ class TelegramHarness:
         return self.app.db
 
     async def start(self) -> None:
+        """Start copss (polling) and wait until it polls."""
+        await self._start()
+        await self.api.wait_for_calls("getUpdates", within=5)
+
+    async def start_webhook(self) -> None:
+        """Start copss in webhook mode and wait until it registered the webhook."""
+        await self._start()
+        await self.api.wait_for_calls("setWebhook", within=5)
+
+    async def _start(self) -> None:
         adapter = TelegramAdapter(
             DEFAULT_TOKEN,
             base_url=self.api.base_url,
             base_file_url=self.api.base_file_url,
-            poll_timeout=1,
-            limits=self.adapter_kw.pop("limits", scaled_limits()),
+            limits=self.adapter_kw.get("limits", scaled_limits()),
             commands=[("help", "what copss can do")],
-            **self.adapter_kw,
+            **{"poll_timeout": 1, **{k: v for k, v in self.adapter_kw.items() if k != "limits"}},
         )
         self.app = App(self.config, adapters=[adapter, *self.extra_adapters])
         await self.app.__aenter__()
         self.task = asyncio.create_task(self.app.run(handle_signals=False))
         await self.app.started.wait()
-        await self.api.wait_for_calls("getUpdates", within=5)
 
     async def settle(self, update_id: int | None = None) -> None:
         """Wait until ``update_id`` (default: every pushed update) is stored and handled."""
