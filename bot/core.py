@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -38,6 +39,7 @@ SentHook = Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]]
 PrepareHook = Callable[[AsyncSession, OutboxMessage, Outgoing], Awaitable[Outgoing]]
 
 MAX_SEND_ATTEMPTS = 8
+INBOX_RETENTION = timedelta(days=7)
 
 
 @dataclass
@@ -126,8 +128,12 @@ class Hub:
         self._inbox_ready.set()
 
     async def run_dispatcher(self) -> None:
-        """Handle stored events in order, forever."""
+        """Handle stored events in order, forever (pruning old handled ones now and then)."""
+        next_prune = 0.0
         while True:
+            if time.monotonic() >= next_prune:
+                await self.prune_inbox()
+                next_prune = time.monotonic() + 3600
             handled = await self.dispatch_pending()
             if not handled:
                 self.idle.set()
@@ -136,6 +142,12 @@ class Hub:
                 if await self._has_pending():
                     continue
                 await self._inbox_ready.wait()
+
+    async def prune_inbox(self) -> int:
+        """Drop handled events older than ``INBOX_RETENTION``: platforms redeliver within
+        hours, so a week of keys is plenty for de-duplication."""
+        async with self.db.session() as session:
+            return await InboxRepo(session).prune(utcnow() - INBOX_RETENTION)
 
     async def _has_pending(self) -> bool:
         async with self.db.session() as session:

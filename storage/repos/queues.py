@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,15 @@ class InboxRepo:
             .limit(limit)
         )
         return rows.all()
+
+    async def prune(self, before: datetime) -> int:
+        """Forget handled events received before ``before``; returns how many."""
+        result = await self.session.execute(
+            delete(InboxEvent).where(
+                InboxEvent.handled_at.is_not(None), InboxEvent.received_at < before
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def mark_handled(self, event_id: int, error: str | None = None) -> None:
         """The event has been handled (or failed for good, with ``error``)."""

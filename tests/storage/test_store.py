@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from faq.matcher import LexicalMatcher
 from faq.normalize import search_text
@@ -99,3 +99,30 @@ async def test_corrupt_file_is_a_storage_error(tmp_path: Path) -> None:
 def test_bad_url_is_a_storage_error() -> None:
     with pytest.raises(StorageError):
         Database("not a url")
+
+
+async def test_inbox_prune_keeps_pending_and_recent(db: Database) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from storage.models import InboxEvent
+
+    async with db.session() as s:
+        repo = InboxRepo(s)
+        old_done = await repo.put("a", {})
+        old_pending = await repo.put("b", {})
+        new_done = await repo.put("c", {})
+        assert old_done and old_pending and new_done
+        await repo.mark_handled(old_done)
+        await repo.mark_handled(new_done)
+        past = datetime.now(UTC) - timedelta(days=30)
+        await s.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_([old_done, old_pending]))
+            .values(received_at=past)
+        )
+    async with db.session() as s:
+        assert await InboxRepo(s).prune(datetime.now(UTC) - timedelta(days=7)) == 1
+        keys = (await s.scalars(select(InboxEvent.dedup_key))).all()
+    assert sorted(keys) == ["b", "c"]
