@@ -16,7 +16,7 @@ from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
-from adapters.base import Adapter
+from adapters.base import Adapter, AdapterError
 from bot.config import Config
 from bot.core import Hub
 from bot.features.bridge import Bridge
@@ -177,6 +177,13 @@ class App:
                     await adapter.close()
                 for task in tasks:
                     task.cancel()
+        except BaseExceptionGroup as group:
+            # An adapter that cannot start (bad token, missing intent) ends copss with its own
+            # message rather than a task-group traceback.
+            refused = group.subgroup(AdapterError)
+            if refused is not None:
+                raise refused.exceptions[0] from group
+            raise
         finally:
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):

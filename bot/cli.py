@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.base import AdapterError
 from bot import __version__
 from bot.app import App, prepare_store
 from bot.config import Config, ConfigError, load_config
@@ -144,6 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StorageError, KnowledgeBaseError) as exc:
         print(f"copss: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AdapterError as exc:
+        print(f"copss: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return EXIT_USAGE

@@ -153,3 +153,36 @@ def test_database_in_unwritable_place_exits_2(tmp_path: Path) -> None:
     out = copss(tmp_path, "--config", str(cfg), "ask", "bsn")
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_refused_telegram_token_is_one_clear_error(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    from tests.fakes.telegram_api import FakeTelegramAPI
+
+    loop = asyncio.new_event_loop()
+    api = FakeTelegramAPI(token="999:right-token-but-not-this-one")
+    loop.run_until_complete(api.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(f"[telegram]\nbase_url = '{api.base_url}'\n")
+        secret = "123456:ThisTokenIsWrongAndMustNotBeLogged123"
+        env_out = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "--config", str(cfg), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            check=False,
+            env={**os.environ, "COPSS_HOME": str(tmp_path), "COPSS_TELEGRAM_TOKEN": secret},
+        )
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert env_out.returncode == 1
+    assert "Telegram refused the bot token" in env_out.stderr
+    assert "Traceback" not in env_out.stderr
+    assert secret not in env_out.stderr + env_out.stdout
