@@ -1,0 +1,194 @@
+"""copss running on the real discord.py client against the loopback fake gateway and REST."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from adapters.discord import DiscordAdapter
+from bot.app import App
+from bot.config import Config, StorageConfig
+from bot.events import Event
+from storage.engine import Database, sqlite_url
+from tests.fakes.discord_gateway import (
+    INTENT_MESSAGE_CONTENT,
+    JSON,
+    FakeDiscord,
+    InteractionRecord,
+    patch_discord,
+)
+
+#: Not shaped like a real token, and never registered for masking: a log that shows it leaked.
+TOKEN = "copss-e2e-token-7f3a9c1d5e8b2a4f6c0d"
+MENU = [
+    ("help", "what copss can do"),
+    ("ask", "search the community's answers and the FAQ"),
+    ("stats", "how healthy the community is"),
+]
+#: ApplicationFlags.gateway_message_content_limited: the portal's Message Content switch.
+CONTENT_LIMITED_FLAG = 1 << 19
+WAIT = 10.0
+
+
+class PortalFake(FakeDiscord):
+    """The fake plus the developer portal's Message Content switch: when it is off the
+    application flags do not show it and Discord closes an IDENTIFY that asks for the
+    intent with 4014 ("Disallowed intent(s)")."""
+
+    def __init__(self, *args: Any, message_content: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.message_content = message_content
+
+    async def _r_application(self, req: Any) -> tuple[int, Any]:
+        status, body = await super()._r_application(req)
+        body["flags"] = CONTENT_LIMITED_FLAG if self.message_content else 0
+        return status, body
+
+    async def _identify(self, conn: Any, data: JSON) -> None:
+        if not self.message_content and int(data.get("intents", 0)) & INTENT_MESSAGE_CONTENT:
+            conn.closed = True
+            await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        await super()._identify(conn, data)
+
+
+class DiscordHarness:
+    """Starts and stops copss (as often as a test likes) on one store and one fake Discord,
+    and tells a test when the events it caused have reached the hub."""
+
+    def __init__(self, fake: FakeDiscord, tmp_path: Path) -> None:
+        self.fake = fake
+        self.config = Config(storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")))
+        self.app: App | None = None
+        self.adapter: DiscordAdapter | None = None
+        self.task: asyncio.Task[None] | None = None
+        #: Every event the adapter handed to the hub, across restarts (duplicates included).
+        self.events: list[Event] = []
+        self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
+        self._patch = contextlib.ExitStack()
+
+    @property
+    def db(self) -> Database:
+        assert self.app is not None and self.app.db is not None
+        return self.app.db
+
+    async def start(self) -> None:
+        """Start copss and wait until it has caught up with what it missed."""
+        self._patch.enter_context(patch_discord(self.fake))
+        self.adapter = DiscordAdapter(TOKEN, commands=MENU, guild_ready_timeout=0.05)
+        self.app = App(self.config, adapters=[self.adapter])
+        await self.app.__aenter__()
+        hub = self.app.hub
+        assert hub is not None
+        store = hub.sink
+
+        async def observed(event: Event) -> None:
+            await store(event)
+            self._note(event)
+
+        hub.sink = observed  # type: ignore[method-assign]
+        self.task = asyncio.create_task(self.app.run(handle_signals=False))
+        caught_up = asyncio.create_task(self.adapter.caught_up.wait())
+        done, _ = await asyncio.wait(
+            {self.task, caught_up}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
+        )
+        caught_up.cancel()
+        if self.task in done:
+            self.task.result()
+            raise RuntimeError("copss stopped while starting")
+        if caught_up not in done:
+            raise TimeoutError("copss did not catch up in time")
+
+    def _note(self, event: Event) -> None:
+        self.events.append(event)
+        still = []
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            if predicate(event):
+                future.set_result(event)
+            else:
+                still.append((predicate, future))
+        self._waiters = still
+
+    async def wait_event(self, predicate: Callable[[Event], bool], within: float = WAIT) -> Event:
+        """The first event (already seen, or still to come) that ``predicate`` accepts."""
+        for event in self.events:
+            if predicate(event):
+                return event
+        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, future))
+        return await asyncio.wait_for(future, within)
+
+    async def wait_message(self, message_id: int | str, kind: type[Any] | None = None) -> Event:
+        """Wait until the event for a message (of ``kind``, if given) reached the hub."""
+        return await self.wait_event(
+            lambda e: e.message_id == str(message_id) and (kind is None or isinstance(e, kind))
+        )
+
+    async def settle(self) -> None:
+        """Wait until copss handled every stored event and sent every reply."""
+        assert self.app is not None and self.app.hub is not None
+        async with asyncio.timeout(30):
+            await self.app.hub.settled()
+
+    async def say(
+        self, channel_id: int, author_id: int, text: str, *, reply_to: int | None = None
+    ) -> int:
+        """A member posts; returns the message id once copss has handled it."""
+        message = await self.fake.user_message(
+            channel_id, author_id, text, message_reference=reply_to
+        )
+        await self.wait_message(message["id"])
+        await self.settle()
+        return int(message["id"])
+
+    async def forum_post(self, forum_id: int, author_id: int, title: str, body: str) -> int:
+        """A member opens a forum post: the thread, then its opening message, whose id is the
+        thread's (as on Discord; the fake has no public helper for a member's forum post)."""
+        thread = await self.fake.create_thread(forum_id, title, owner_id=author_id)
+        post_id = int(thread["id"])
+        fake = self.fake
+        message = fake._build_message(post_id, fake.user(author_id), body, message_id=post_id)
+        fake._store_message(message)
+        await fake.dispatch("MESSAGE_CREATE", fake._gateway_message(message))
+        await self.wait_message(post_id)
+        await self.settle()
+        return post_id
+
+    async def slash(
+        self, guild_id: int | None, channel_id: int, user_id: int, name: str, text: str = ""
+    ) -> InteractionRecord:
+        """A member runs a slash command; returns it once copss has answered."""
+        options = {"text": text} if text else {}
+        record = await self.fake.interaction(guild_id, channel_id, user_id, name, options)
+        await self.wait_message(f"interaction:{record.id}")
+        await self.settle()
+        return record
+
+    def replies_to(self, message_id: int) -> list[JSON]:
+        """The bot's messages that are Discord replies to ``message_id``."""
+        return [
+            m
+            for m in self.fake.sent_messages()
+            if (m.get("message_reference") or {}).get("message_id") == str(message_id)
+        ]
+
+    async def stop(self, *, abrupt: bool = False) -> None:
+        """Stop cleanly, or (``abrupt``) cancel everything mid-flight like a crash would."""
+        if self.app is None or self.task is None:
+            return
+        if abrupt:
+            self.task.cancel()
+        else:
+            self.app.stop()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self.task, 30)
+            await self.app.__aexit__(None, None, None)
+        finally:
+            self._patch.close()  # never leave discord.py pointed at a fake that is gone
+            self.app, self.adapter, self.task = None, None, None
