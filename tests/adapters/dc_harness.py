@@ -12,6 +12,7 @@ from adapters.discord import DiscordAdapter
 from bot.app import App
 from bot.config import Config, StorageConfig
 from bot.events import Event
+from bot.features.commands import all_commands
 from storage.engine import Database, sqlite_url
 from tests.fakes.discord_gateway import (
     INTENT_MESSAGE_CONTENT,
@@ -23,11 +24,8 @@ from tests.fakes.discord_gateway import (
 
 #: Not shaped like a real token, and never registered for masking: a log that shows it leaked.
 TOKEN = "copss-e2e-token-7f3a9c1d5e8b2a4f6c0d"
-MENU = [
-    ("help", "what copss can do"),
-    ("ask", "search the community's answers and the FAQ"),
-    ("stats", "how healthy the community is"),
-]
+#: The real command menu, as bot.app hands it to the adapter.
+MENU = [(c.name, c.summary) for c in all_commands()]
 #: ApplicationFlags.gateway_message_content_limited: the portal's Message Content switch.
 CONTENT_LIMITED_FLAG = 1 << 19
 WAIT = 10.0

@@ -471,3 +471,36 @@ async def test_token_never_logged(tmp_path: Path) -> None:
     assert "429" in output and "503" in output  # the faults were logged ...
     assert TOKEN not in output  # ... and the token never was
     assert "Authorization" not in output
+
+
+ADMIN_CALLS = [
+    ("faq", "list"),
+    ("faq", "add x | y | z | https://example.org/"),
+    ("export", ""),
+    ("threshold", "answer 0.9"),
+    ("synonyms", "add a, b"),
+    ("unsolved", ""),
+    ("delete", "everywhere"),
+    ("stats", ""),
+    ("audit", ""),
+    ("link", "telegram:-100123"),
+    ("unlink", "telegram:-100123"),
+    ("links", ""),
+]
+
+
+async def test_every_admin_command_refused_for_members(dc: DiscordHarness) -> None:
+    from bot.features.commands import all_commands
+    from storage.models import AuditLog, Community
+
+    assert {name for name, _ in ADMIN_CALLS} == {c.name for c in all_commands() if c.admin}
+    for name, args in ADMIN_CALLS:
+        text = await dc.say(GENERAL, DAVE, f"!{name} {args}".rstrip())
+        assert "for admins" in dc.replies_to(text)[0]["content"], name
+        record = await dc.slash(GUILD, GENERAL, CAROL, name, args)
+        assert "for admins" in dc.fake.message(record.original_message_id or 0)["content"], name
+    async with dc.db.session() as s:
+        results = (await s.scalars(select(AuditLog.result))).all()
+        settings = (await s.scalars(select(Community.settings))).all()
+    assert results == ["refused: not an admin"] * (2 * len(ADMIN_CALLS))
+    assert settings == [{}]
