@@ -113,3 +113,22 @@ async def test_nothing_relayed_twice_and_bot_output_not_relayed(
     api.push_update(dict(update))
     await tg.settle()
     assert [s.text for s in console.said].count("Alice (Telegram): Dup?") == 1
+
+
+async def test_forget_me_deletes_bridged_copies(
+    bridged: tuple[TelegramHarness, ConsoleAdapter],
+) -> None:
+    tg, console = bridged
+    api = tg.api
+    await console.push("My landlord in Delft keeps my deposit, what now?", user="zoe")
+    await console.push("Also: is 800 euro for a room in Delft normal?", user="zoe")
+    await tg.settle()
+    copies = [m["message_id"] for m in api.sent_messages(GROUP) if "zoe" in m["text"]]
+    assert len(copies) == 2
+    await console.command("forget", "me", user="zoe")
+    await tg.settle()
+    deleted = sorted(int(c.params["message_id"]) for c in api.calls_to("deleteMessage"))
+    assert deleted == sorted(copies)
+    async with tg.db.session() as s:
+        assert await s.scalar(select(Member).where(Member.user_id == "zoe")) is None
+        assert (await s.scalars(select(MessageCopy))).all() == []
