@@ -93,6 +93,13 @@ async def compose(session: AsyncSession, decision: Decision) -> tuple[str, list[
         return text, [top.match]
     lines = ["Maybe one of these helps:"]
     for i, r in enumerate(rendered, 1):
-        lines.append(f"{i}. “{_quote(r.title, 160)}” — {_quote(r.body, 300)}")
+        # The body is cut short here, so the link (the source, or the thread) goes on its own.
+        body = (
+            r.body.replace(f"\nSource: {r.link}", "").replace(f"\n{r.link}", "")
+            if r.link
+            else r.body
+        )
+        line = f"{i}. “{_quote(r.title, 160)}” — {_quote(body, 300)}"
+        lines.append(f"{line} {r.link}" if r.link else line)
     lines.append("React ✅ if one helped, ❌ if not.")
     return "\n".join(lines), [r.match for r in rendered]

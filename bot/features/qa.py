@@ -186,11 +186,7 @@ class QaFeature:
 
     async def on_edit(self, event: EditEvent, ctx: Context) -> None:
         """Keep the stored text (and a question's search entry) in step with the platform."""
-        repo = ConversationRepo(ctx.session)
-        channel = await repo.channel(
-            event.channel.platform, event.channel.chat_id, event.channel.thread_id
-        )
-        message = await repo.message(channel.id, event.message_id) if channel else None
+        message = await _stored(ctx, event)
         if message is None:
             return
         message.text = event.text
@@ -204,11 +200,7 @@ class QaFeature:
     async def on_delete(self, event: DeleteEvent, ctx: Context) -> None:
         """A deleted message is kept as deleted (its text erased); a deleted question's thread
         leaves the index."""
-        repo = ConversationRepo(ctx.session)
-        channel = await repo.channel(
-            event.channel.platform, event.channel.chat_id, event.channel.thread_id
-        )
-        message = await repo.message(channel.id, event.message_id) if channel else None
+        message = await _stored(ctx, event)
         if message is None:
             return
         message.deleted = True
@@ -222,10 +214,7 @@ class QaFeature:
         if not event.added:
             return
         repo = ConversationRepo(ctx.session)
-        channel = await repo.channel(
-            event.channel.platform, event.channel.chat_id, event.channel.thread_id
-        )
-        message = await repo.message(channel.id, event.message_id) if channel else None
+        message = await _stored(ctx, event)
         member = await repo.member(event.author.platform, event.author.user_id)
         if message is None or member is None:
             return
@@ -237,6 +226,12 @@ class QaFeature:
                 await threads.mark_solved(thread, answer)
             return
         await _feedback(ctx, message, member, event.emoji)
+
+
+async def _stored(ctx: Context, event: EditEvent | DeleteEvent | ReactionEvent) -> Message | None:
+    # Looked up across the whole chat: Telegram reactions, for one, do not say the topic.
+    e = event.channel
+    return await ConversationRepo(ctx.session).find_message(e.platform, e.chat_id, event.message_id)
 
 
 async def _asked_by(ctx: Context, thread: Thread, member: Member) -> bool:
