@@ -69,6 +69,7 @@ class ConsoleAdapter(Adapter):
         self._said: asyncio.Queue[Said] = asyncio.Queue()
         self.said: list[Said] = []
         self._tty = self.terminal and self.stdin.isatty()
+        self._line_done = threading.Event()
 
     # -- adapter contract ----------------------------------------------------------------------
 
@@ -87,8 +88,11 @@ class ConsoleAdapter(Adapter):
             line = await lines.get()
             if line is None:
                 break
-            if not await self._handle_line(line):
-                break
+            try:
+                if not await self._handle_line(line):
+                    break
+            finally:
+                self._line_done.set()
 
     async def send(self, message: Outgoing) -> str:
         """Print (and queue for :meth:`pop`) what copss says."""
@@ -222,17 +226,20 @@ class ConsoleAdapter(Adapter):
                 import readline  # noqa: F401  (line editing and history for input())
         while True:
             try:
-                line = input(f"{self.user}> ") if self._tty else self.stdin.readline()
+                line = input(self._prompt()) if self._tty else self.stdin.readline()
             except (EOFError, KeyboardInterrupt):
-                line = ""
-                if self._tty:
-                    self._print("")
                 loop.call_soon_threadsafe(out.put_nowait, None)
                 return
             if not self._tty and line == "":
                 loop.call_soon_threadsafe(out.put_nowait, None)
                 return
+            # Wait until the line is handled, so its acknowledgement comes before the prompt.
+            self._line_done.clear()
             loop.call_soon_threadsafe(out.put_nowait, line)
+            self._line_done.wait(timeout=10)
+
+    def _prompt(self) -> str:
+        return f"{self.user}> "
 
     async def _handle_line(self, line: str) -> bool:
         action = parse.parse_line(line)
@@ -275,5 +282,17 @@ class ConsoleAdapter(Adapter):
     def _print(self, text: str) -> None:
         if not text:
             return
-        self.stdout.write(text + "\n")
+        if self._tty and not self._line_done.is_set():
+            self.stdout.write(text + "\n")
+        elif self._tty:
+            # A reply arriving while the person types: clear the prompt line, print, then
+            # redraw the prompt with what they typed so far.
+            typed = ""
+            with contextlib.suppress(ImportError):
+                import readline
+
+                typed = readline.get_line_buffer()
+            self.stdout.write(f"\r\x1b[K{text}\n{self._prompt()}{typed}")
+        else:
+            self.stdout.write(text + "\n")
         self.stdout.flush()
