@@ -54,8 +54,8 @@ class StorageConfig:
 class MatchingConfig:
     """Confidence gate thresholds (0..1)."""
 
-    answer_at: float = 0.70
-    suggest_at: float = 0.45
+    answer_at: float = 0.82
+    suggest_at: float = 0.42
     max_suggestions: int = 3
     load_starter_kb: bool = True
 

@@ -1,33 +1,63 @@
 """Find the thread or entry that already answers a question.
 
-Pipeline: normalise -> full-text candidates (BM25, top 50) -> re-rank by a blend of term
-coverage, rapidfuzz ``token_sort_ratio`` and the BM25 rank, plus small thread signals ->
-confidence gate. ``Matcher`` is a protocol so another ranker (e.g. a semantic one) can replace
-or wrap :class:`LexicalMatcher` without touching callers.
+Pipeline: normalise -> full-text candidates (the query's rarest terms, BM25, top 50) ->
+re-rank every candidate by a learned linear blend of four similarities -> add thread signals ->
+a confidence in [0, 1] -> the :class:`Gate` decides between answering, suggesting and staying
+quiet. ``Matcher`` is a protocol so another ranker (e.g. a semantic one) can replace or wrap
+:class:`LexicalMatcher` without touching callers.
+
+The four similarities, all computed on Porter stems (the index's own stemmer, so the Python side
+sees what the index matched):
+
+* ``bm25``: Okapi BM25 of the queried terms, divided by the sum of their IDFs (so it is
+  comparable across queries; about 1 when every term matches a short document);
+* ``coverage``: the IDF-weighted share of the query's terms the document has (a term the index
+  has never seen weighs most, so a question about something unknown never looks covered);
+* ``line agreement``: for the best line (a KB alias, a thread subject), the harmonic mean of
+  how much of the query the line covers and how much of the line the query covers -- high only
+  when the two say the same thing, so a one-word alias does not match every question that
+  mentions its word;
+* ``similarity``: rapidfuzz ``token_sort_ratio`` of the query's and the best line's stems.
+
+Both coverages give partial credit to near terms (a shared prefix: "doc"/"document", containment:
+"mail"/"email", a close spelling: "recepient"/"recipient"), which BM25 cannot. The blend weights
+were fit by ``python -m bench.quality --fit`` on Qatar Living (expat-forum questions, the closest
+data to our users) and validated on StackFAQ, which they did not see; the confidence scale is a
+logistic fit over both (see ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal, Protocol
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from faq.normalize import DEFAULT, Synonyms, search_terms
-from storage.repos.search import SearchHit, SearchRepo
+from storage.repos.search import MAX_QUERY_TERMS, SearchHit, SearchRepo
+from storage.stemmer import stem
 
 Kind = Literal["thread", "faq"]
+
+_TOKEN = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
 class Match:
-    """A candidate answer: ``score`` in [0, 1] is the confidence, ``why`` says what matched."""
+    """A candidate answer: ``score`` in [0, 1] is the confidence, ``why`` says what matched and
+    ``signals`` holds the numbers behind it."""
 
     kind: str
     ref_id: int
     score: float
     why: str
+    signals: tuple[tuple[str, float], ...] = ()
 
 
 class Matcher(Protocol):
@@ -46,73 +76,341 @@ class Matcher(Protocol):
         ...
 
 
-def _stem(word: str) -> str:
-    # A crude prefix stem: enough to see "registering" and "registration" as one term.
-    return word[:6]
+def idf(doc_freq: int, total: int) -> float:
+    """Smoothed inverse document frequency (never negative; highest for unseen terms)."""
+    return math.log((total - doc_freq + 0.5) / (doc_freq + 0.5) + 1.0)
 
 
-def _coverage(query: list[str], weights: dict[str, float], doc: list[str]) -> float:
-    total = sum(weights[w] for w in query)
-    if total <= 0:
-        return 0.0
-    stems = {_stem(w) for w in doc}
-    return sum(weights[w] for w in query if _stem(w) in stems) / total
+def bm25_idf(doc_freq: int, total: int) -> float:
+    """The IDF SQLite's ``bm25()`` uses (floored just above zero for very common terms)."""
+    return max(1e-6, math.log((total - doc_freq + 0.5) / (doc_freq + 0.5)))
 
 
 def idf_weights(terms: list[str], freq: dict[str, int], total: int) -> dict[str, float]:
-    """BM25-style inverse document frequency of each term; a term no document has weighs most,
-    so a question about something the store never heard of is not matched on its filler."""
-    return {
-        t: math.log((total - freq.get(t, 0) + 0.5) / (freq.get(t, 0) + 0.5) + 1.0) for t in terms
-    }
+    """:func:`idf` of each term; a term no document has weighs most, so a question about
+    something the store never heard of is not matched on its filler."""
+    return {t: idf(freq.get(t, 0), total) for t in terms}
+
+
+def term_similarity(a: str, b: str) -> float:
+    """How far two stems count as the same term: 1 when equal, 0.7 when one begins the other
+    ("doc"/"document"), 0.6 when one contains the other ("mail"/"email"), up to 0.8 for a close
+    spelling of a longer word ("recepi"/"recipi"), else 0."""
+    if a == b:
+        return 1.0
+    if len(a) >= 3 and len(b) >= 3 and (a.startswith(b) or b.startswith(a)):
+        return 0.7
+    if len(a) >= 4 and len(b) >= 4 and (a in b or b in a):
+        return 0.6
+    if min(len(a), len(b)) >= 5:
+        ratio = fuzz.ratio(a, b, score_cutoff=80) / 100.0
+        if ratio:
+            return 0.8 * ratio
+    return 0.0
+
+
+def _near_terms(
+    term: str, universe: Sequence[str], joined: str, starts: list[int]
+) -> dict[str, float]:
+    """``term_similarity`` of ``term`` to every stem of the sorted ``universe`` it is near,
+    found without comparing against each: prefixes by bisection, containment by substring
+    search over the joined universe, spellings by rapidfuzz's C loop."""
+    near: dict[str, float] = {}
+    if len(term) < 3:
+        return near
+    lo = bisect.bisect_left(universe, term)
+    for word in universe[lo:]:
+        if not word.startswith(term):
+            break
+        if word != term:
+            near[word] = 0.7
+    for size in range(3, len(term)):
+        head = term[:size]
+        i = bisect.bisect_left(universe, head)
+        if i < len(universe) and universe[i] == head:
+            near[head] = 0.7
+    if len(term) >= 4:
+        at = joined.find(term)
+        while at >= 0:
+            index = bisect.bisect_right(starts, at) - 1
+            word = universe[index]
+            if word != term and word not in near:
+                near[word] = 0.6
+            at = joined.find(term, starts[index] + len(word))
+        for size in range(4, len(term)):
+            for begin in range(1, len(term) - size + 1):
+                part = term[begin : begin + size]
+                i = bisect.bisect_left(universe, part)
+                if i < len(universe) and universe[i] == part and part not in near:
+                    near[part] = 0.6
+    if len(term) >= 5:
+        for word, ratio, _ in process.extract(
+            term, universe, scorer=fuzz.ratio, score_cutoff=80, limit=None
+        ):
+            if len(word) >= 5 and word != term and word not in near:
+                near[word] = 0.8 * ratio / 100.0
+    return near
 
 
 @dataclass(frozen=True)
 class Weights:
-    """How the ranking signals blend into one confidence."""
+    """How the ranking signals blend into a confidence.
 
-    coverage: float = 0.60
-    fuzz: float = 0.25
-    bm25: float = 0.15
-    solved_bonus: float = 0.03
-    vote_bonus: float = 0.01
+    ``bm25``, ``coverage``, ``line_agreement`` and ``similarity`` weigh the four similarities
+    (fit as a listwise ranker); ``scale`` and ``bias`` turn the blend into a probability-like
+    confidence (a logistic fit of "the top match is right" over answerable and unanswerable
+    questions). The thread signals are added to the blend before that; they cannot be fit on
+    the public data (it has no votes or acceptance) and are set small, as tie-breakers.
+    """
+
+    bm25: float = 4.66
+    coverage: float = 4.15
+    line_agreement: float = 5.67
+    similarity: float = 0.86
+    scale: float = 0.51
+    bias: float = -3.02
+    #: Solved thread or accepted answer (curated FAQ entries count as accepted).
+    accepted: float = 0.3
+    #: A thread nobody answered yet is a poor thing to point someone at.
+    unanswered: float = -0.7
+    #: Per net vote (helpful minus not helpful, answer votes), at most three either way.
+    vote: float = 0.1
+    #: For a thread asked today, fading with a half-life of :attr:`half_life_days`.
+    recency: float = 0.2
+    half_life_days: float = 365.0
+    #: An entry the community curated itself, over the global starter set.
+    own_community: float = 0.2
+
+
+@dataclass(frozen=True)
+class Features:
+    """The four similarities of one candidate (see the module docstring)."""
+
+    bm25: float
+    coverage: float
+    line_agreement: float
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate with its similarities, signal adjustment and final confidence."""
+
+    hit: SearchHit
+    features: Features
+    signals: float
+    score: float
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """A question reduced to what ranking needs."""
+
+    #: The normalised words (as the index is queried).
+    words: list[str]
+    #: Unique stems in query order, and their IDF weights.
+    stems: list[str]
+    weights: dict[str, float]
+    #: The stems actually queried (the rarest present ones), with their BM25 IDFs.
+    queried: dict[str, float]
+    #: Words to send to the full-text query, and how many documents hold each.
+    queried_words: list[str]
+    frequencies: dict[str, int]
+    #: Stems the index has at all.
+    present: frozenset[str]
+    total: int
+
+
+@lru_cache(maxsize=8192)
+def _doc_tokens(search_text: str) -> tuple[tuple[str, ...], ...]:
+    # The same threads come back for many questions; their stems are worth keeping.
+    lines = tuple(tuple(stem(w) for w in _TOKEN.findall(line)) for line in search_text.splitlines())
+    return lines or ((),)
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 class LexicalMatcher:
-    """BM25 candidates re-ranked with term coverage and rapidfuzz similarity."""
+    """BM25 candidates re-ranked by a blend of BM25, soft term coverage and rapidfuzz
+    similarity, plus thread signals."""
 
     def __init__(
-        self, synonyms: Synonyms = DEFAULT, weights: Weights | None = None, candidates: int = 50
+        self,
+        synonyms: Synonyms = DEFAULT,
+        weights: Weights | None = None,
+        candidates: int = 30,
+        now: datetime | None = None,
     ) -> None:
         self.synonyms = synonyms
         self.weights = weights or Weights()
         self.candidates = candidates
+        #: Fixed "now" for reproducible recency (benchmarks, tests); the clock otherwise.
+        self.now = now
 
-    def score(
-        self,
-        query_terms: list[str],
-        weights: dict[str, float],
-        hit: SearchHit,
-        best_rank: float,
-    ) -> Match:
-        """Score one candidate against the query's terms."""
+    async def prepare(self, repo: SearchRepo, text: str) -> PreparedQuery | None:
+        """Normalise ``text`` and look up its terms' document frequencies."""
+        words = search_terms(text, self.synonyms)
+        if not words:
+            return None
+        freq, total = await repo.document_frequencies(words)
+        stems: dict[str, int] = {}
+        stem_word: dict[str, str] = {}
+        for word in words:
+            s = stem(word)
+            if s not in stems:
+                stems[s] = freq.get(word, 0)
+                stem_word[s] = word
+        present = sorted((s for s, n in stems.items() if n > 0), key=lambda s: stems[s])
+        queried = present[:MAX_QUERY_TERMS]
+        return PreparedQuery(
+            words=words,
+            stems=list(stems),
+            weights={s: idf(n, total) for s, n in stems.items()},
+            queried={s: bm25_idf(stems[s], total) for s in queried},
+            queried_words=[stem_word[s] for s in queried],
+            frequencies={stem_word[s]: stems[s] for s in queried},
+            present=frozenset(present),
+            total=total,
+        )
+
+    def features(self, query: PreparedQuery, hits: Sequence[SearchHit]) -> list[Features]:
+        """The four similarities of each hit to the query."""
+        docs = [_doc_tokens(h.search_text) for h in hits]
+        universe = sorted({t for lines in docs for line in lines for t in line})
+        starts, offset = [], 0
+        for word in universe:
+            starts.append(offset)
+            offset += len(word) + 1
+        joined = "\n".join(universe)
+        present = set(universe)
+        # links[d]: the query stems that document stem d stands in for, and how well.
+        links: dict[str, list[tuple[str, float]]] = {}
+        for q in query.stems:
+            row = _near_terms(q, universe, joined, starts)
+            if q in present:
+                row[q] = 1.0
+            for d, s in row.items():
+                links.setdefault(d, []).append((q, s))
+        weights = query.weights
+        weight_total = sum(weights.values()) or 1.0
+        # A document's own terms that the query lacks: their IDF is not looked up (it would
+        # cost a vocabulary read per term); a fairly rare term's weight stands in for them.
+        other_weight = idf(max(1, query.total // 100), query.total)
+        # BM25 is divided by what a document matching every query term would get, unknown
+        # terms included: matching the one word of a question the index knows is not a match.
+        bm25_total = sum(query.queried.values()) + sum(
+            bm25_idf(0, query.total) for s in query.stems if s not in query.present
+        )
+        lengths = [sum(len(line) for line in lines) for lines in docs]
+        avg_len = (sum(lengths) / len(lengths)) if lengths else 1.0
+        q_text = " ".join(query.stems)
+        out: list[Features] = []
+        for lines, length in zip(docs, lengths, strict=True):
+            tf: dict[str, int] = {}
+            for line in lines:
+                for t in line:
+                    tf[t] = tf.get(t, 0) + 1
+            bm25 = 0.0
+            norm = 1.2 * (0.25 + 0.75 * length / (avg_len or 1.0))
+            for term, w in query.queried.items():
+                f = tf.get(term, 0)
+                if f:
+                    bm25 += w * f * 2.2 / (f + norm)
+            # Coverage: each query stem counts with its best stand-in anywhere in the document.
+            got: dict[str, float] = {}
+            for d in tf:
+                for q, s in links.get(d, ()):
+                    if s > got.get(q, 0.0):
+                        got[q] = s
+            coverage = sum(weights[q] * s for q, s in got.items()) / weight_total
+            agreement, similarity = 0.0, 0.0
+            for line in lines:
+                if not line:
+                    continue
+                # The line's side: how much of what it says the query says too; the query's
+                # side: how much of the query this one line covers.
+                num = den = 0.0
+                got_line: dict[str, float] = {}
+                for d in set(line):
+                    w = weights.get(d, other_weight)
+                    den += w
+                    best = 0.0
+                    for q, s in links.get(d, ()):
+                        best = max(best, s)
+                        if s > got_line.get(q, 0.0):
+                            got_line[q] = s
+                    num += w * best
+                said = num / den
+                covered = sum(weights[q] * s for q, s in got_line.items()) / weight_total
+                if said + covered > 0:
+                    agreement = max(agreement, 2 * said * covered / (said + covered))
+                similarity = max(similarity, fuzz.token_sort_ratio(q_text, " ".join(line)) / 100)
+            out.append(Features(bm25 / bm25_total, coverage, agreement, similarity))
+        return out
+
+    def signal_adjustment(self, hit: SearchHit, community_id: int | None) -> float:
+        """What the thread signals add to the blend (before the confidence is taken)."""
         w = self.weights
-        q = " ".join(query_terms)
-        best_cov, best_fuzz = 0.0, 0.0
-        for line in hit.search_text.splitlines() or [""]:
-            words = line.split()
-            best_cov = max(best_cov, _coverage(query_terms, weights, words))
-            best_fuzz = max(best_fuzz, fuzz.token_sort_ratio(q, line) / 100.0)
-        rel = hit.rank / best_rank if best_rank > 0 else 0.0
-        # Similarity and BM25 only count as far as the query's weighty terms are covered: a
-        # short entry sharing one common word must not look like a match.
-        score = best_cov * (w.coverage + w.fuzz * best_fuzz + w.bm25 * rel)
-        if hit.status == "solved":
-            score += w.solved_bonus
-        score += w.vote_bonus * max(-3, min(3, hit.votes))
-        score = max(0.0, min(1.0, score))
-        why = f"coverage {best_cov:.2f}, similarity {best_fuzz:.2f}, bm25 {rel:.2f}"
-        return Match(hit.kind, hit.ref_id, round(score, 4), why)
+        adjust = 0.0
+        if hit.accepted or hit.status == "solved":
+            adjust += w.accepted
+        if hit.answers == 0:
+            adjust += w.unanswered
+        adjust += w.vote * max(-3, min(3, hit.votes))
+        if hit.when is not None and w.recency:
+            now = self.now or datetime.now(UTC)
+            when = hit.when if hit.when.tzinfo else hit.when.replace(tzinfo=UTC)
+            age = max(0.0, (now - when).total_seconds() / 86400)
+            adjust += w.recency * 0.5 ** (age / w.half_life_days)
+        if hit.kind == "faq" and community_id is not None and hit.community_id == community_id:
+            adjust += w.own_community
+        return adjust
+
+    def blend(self, f: Features) -> float:
+        """The learned linear blend of the similarities (before signals and scaling)."""
+        w = self.weights
+        return (
+            w.bm25 * f.bm25
+            + w.coverage * f.coverage
+            + w.line_agreement * f.line_agreement
+            + w.similarity * f.similarity
+        )
+
+    def confidence(self, f: Features, signals: float) -> float:
+        """The confidence in [0, 1] of a candidate with similarities ``f`` and signal
+        adjustment ``signals``."""
+        w = self.weights
+        return _sigmoid(w.scale * (self.blend(f) + signals) + w.bias)
+
+    async def rank(
+        self,
+        repo: SearchRepo,
+        text: str,
+        *,
+        community_id: int | None,
+        exclude_thread: int | None = None,
+    ) -> list[Scored]:
+        """Every candidate with its features and confidence, best first."""
+        query = await self.prepare(repo, text)
+        if query is None or not query.queried_words:
+            return []
+        hits = await repo.candidates(
+            query.queried_words, community_id, self.candidates, query.frequencies
+        )
+        hits = [h for h in hits if not (h.kind == "thread" and h.ref_id == exclude_thread)]
+        if not hits:
+            return []
+        scored = []
+        for hit, f in zip(hits, self.features(query, hits), strict=True):
+            adjust = self.signal_adjustment(hit, community_id)
+            scored.append(Scored(hit, f, adjust, self.confidence(f, adjust)))
+        scored.sort(key=lambda s: s.score, reverse=True)
+        return scored
 
     async def match(
         self,
@@ -124,19 +422,29 @@ class LexicalMatcher:
         exclude_thread: int | None = None,
     ) -> list[Match]:
         """The best matches for ``text``, best first."""
-        terms = search_terms(text, self.synonyms)
-        if not terms:
-            return []
-        freq, total = await repo.document_frequencies(terms)
-        weights = idf_weights(terms, freq, total)
-        hits = await repo.candidates(terms, community_id, self.candidates, freq)
-        hits = [h for h in hits if not (h.kind == "thread" and h.ref_id == exclude_thread)]
-        if not hits:
-            return []
-        best_rank = max(h.rank for h in hits)
-        scored = [self.score(terms, weights, h, best_rank) for h in hits]
-        scored.sort(key=lambda m: m.score, reverse=True)
-        return scored[:limit]
+        ranked = await self.rank(
+            repo, text, community_id=community_id, exclude_thread=exclude_thread
+        )
+        return [to_match(s) for s in ranked[:limit]]
+
+
+def to_match(s: Scored) -> Match:
+    """The :class:`Match` (data and explanation) of a scored candidate."""
+    f = s.features
+    why = (
+        f"bm25 {f.bm25:.2f}, coverage {f.coverage:.2f}, line agreement {f.line_agreement:.2f}, "
+        f"similarity {f.similarity:.2f}"
+    )
+    if s.signals:
+        why += f", signals {s.signals:+.2f}"
+    signals = (
+        ("bm25", round(f.bm25, 4)),
+        ("coverage", round(f.coverage, 4)),
+        ("line_agreement", round(f.line_agreement, 4)),
+        ("similarity", round(f.similarity, 4)),
+        ("signals", round(s.signals, 4)),
+    )
+    return Match(s.hit.kind, s.hit.ref_id, round(s.score, 4), why, signals)
 
 
 Mode = Literal["answer", "suggest", "quiet"]
@@ -153,10 +461,17 @@ class Decision:
 @dataclass(frozen=True)
 class Gate:
     """Auto-answer above ``answer_at`` (when clearly ahead of the runner-up), suggest up to
-    ``max_suggestions`` above ``suggest_at``, otherwise stay quiet."""
+    ``max_suggestions`` above ``suggest_at``, otherwise stay quiet.
 
-    answer_at: float = 0.70
-    suggest_at: float = 0.45
+    The defaults are calibrated by ``python -m bench.quality --calibrate``: ``answer_at`` is the
+    lowest threshold at which wrong auto-answers (including answers to questions the store
+    cannot answer) stay at or under 5% of auto-answers on every benchmark task; ``suggest_at``
+    the lowest at which at most 10% of unanswerable questions still get suggestions (Qatar
+    Living, StackFAQ rephrasing -> title). See ``docs/benchmarks.md``.
+    """
+
+    answer_at: float = 0.82
+    suggest_at: float = 0.42
     margin: float = 0.05
     max_suggestions: int = 3
 

@@ -1,8 +1,9 @@
 """Text normalisation for matching.
 
 ``clean`` keeps the words a person wrote (casefolded, accents, URLs, mentions, emoji and markup
-removed); ``search_terms`` further drops English and Dutch stop words and maps synonyms to one
-canonical term, and is used for retrieval only.
+removed); ``search_terms`` further maps synonyms to one canonical term, resolves English
+contractions and possessives, drops English and Dutch stop words, and is used for retrieval
+only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ _INVISIBLE = dict.fromkeys(
     ]
 )
 
+# Function words and chat filler only: words like "all", "only" or "more" look empty but decide
+# between similar questions ("delete all my mail"), and BM25's IDF already discounts them.
 _STOP_WORDS_TEXT = """
 a an the and or but if of to in on at by for with from as into about over after before
 is are was were be been being am do does did doing have has had having will would shall
@@ -36,10 +39,17 @@ should can could may might must i me my we our us you your he him his she her it
 they them their this that these those there here what which who whom whose when where
 why how any some anyone anybody someone somebody know knows please thanks thank hi hello
 hey guys so just also too very really get got getting need needs want wants way does not
-no yes de het een en of in op aan te van voor met bij als om dat die dit deze er is zijn
+no yes
+both each few such than then once again further nor out up down off under above below
+between through during until while because let lets ok okay pls plz thx regards dear folks
+everyone everybody ask asking asked tell anything something everything
+im ive youre dont doesnt didnt isnt arent wasnt cant wont wouldnt shouldnt couldnt
+de het een en of in op aan te van voor met bij als om dat die dit deze er is zijn
 ben was waren heb heeft hebben had ik je jij u we wij ze zij hij het mijn jouw uw ons
 onze hoe wat waar wanneer waarom wie welke welk kan kun kunnen moet moeten mag mogen
 weet iemand iets niet geen wel ook nog maar dan dus zo
+me mij m'n mn z'n zn naar uit over door tot nu al alle veel meer want toch even eens
+graag alvast hallo hoi mensen jullie zou zouden wil willen wordt worden word
 """
 STOP_WORDS: frozenset[str] = frozenset(_STOP_WORDS_TEXT.split())
 
@@ -125,14 +135,33 @@ class Synonyms:
 DEFAULT = Synonyms()
 
 
+#: Endings of English contractions; the word before them is what carries meaning ("google's"
+#: -> "google"). ``n't`` words are negated auxiliaries, all stop words, and are dropped.
+_CONTRACTION_TAILS = frozenset({"s", "d", "ll", "re", "ve", "m"})
+
+
+def _split_apostrophe(word: str) -> list[str]:
+    # The index tokenizer splits at apostrophes, so a term with one would be searched as two
+    # words: resolve contractions and possessives here, keep other parts ("o'clock") apart.
+    if "'" not in word or word in STOP_WORDS:
+        return [word]
+    head, tail = word.split("'", 1)
+    if tail == "t":
+        return []
+    if tail in _CONTRACTION_TAILS:
+        return [head]
+    return [head, tail]
+
+
 def search_terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
-    """Content words of ``text`` for retrieval: cleaned, synonyms mapped, stop words dropped,
-    duplicates removed (first occurrence kept)."""
+    """Content words of ``text`` for retrieval: cleaned, synonyms mapped, contractions and
+    possessives resolved, stop words dropped, duplicates removed (first occurrence kept)."""
     words = synonyms.apply(clean(text).split())
     seen: dict[str, None] = {}
     for word in words:
-        if word not in STOP_WORDS and (len(word) > 1 or word.isdigit()):
-            seen.setdefault(word, None)
+        for part in _split_apostrophe(word):
+            if part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
+                seen.setdefault(part, None)
     return list(seen)
 
 

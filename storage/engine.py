@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,11 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Set inside Database.session(): a session opened within another (same task) must not wait
+# for the turn its own outer session holds.
+_in_session: ContextVar[bool] = ContextVar("copss_in_session", default=False)
+
+
 class Database:
     """An async engine and its session factory. ``dialect`` is ``sqlite`` or ``postgresql``."""
 
@@ -92,6 +99,12 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer, and every transaction here takes the write lock at BEGIN.
+        # Connections waiting for it poll (busy_timeout), which is not fair: under a burst a
+        # waiter can miss every free moment for longer than busy_timeout and fail with
+        # "database is locked". Taking turns in-process first keeps copss's own sessions in
+        # order (FIFO); busy_timeout still covers other processes on the same file.
+        self._turn = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,7 +113,22 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: committed on success, rolled back on error."""
+        """A session in a transaction: committed on success, rolled back on error. On SQLite
+        sessions take turns (first come, first served)."""
+        if self._turn is None or _in_session.get():
+            async with self._transaction() as session:
+                yield session
+            return
+        async with self._turn:
+            mark = _in_session.set(True)
+            try:
+                async with self._transaction() as session:
+                    yield session
+            finally:
+                _in_session.reset(mark)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
         async with self.sessions() as session:
             try:
                 yield session

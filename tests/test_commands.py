@@ -120,7 +120,7 @@ async def test_faq_admin_commands(copss: Harness) -> None:
 
 
 async def test_threshold_show_set_validate(copss: Harness) -> None:
-    assert "0.70" in (await copss.command("threshold")).text
+    assert "0.82" in (await copss.command("threshold")).text
     assert "Set the suggest level to 0.30" in (await copss.command("threshold", "suggest 0.3")).text
     assert "between 0 and 1" in (await copss.command("threshold", "answer 7")).text
     assert "must not exceed" in (await copss.command("threshold", "answer 0.2")).text
@@ -130,12 +130,12 @@ async def test_threshold_show_set_validate(copss: Harness) -> None:
 async def test_synonyms_extend_matching(copss: Harness) -> None:
     q = await copss.say("Where is the IND desk for biometrics?", "alice")
     await copss.say("At the Expatcenter on the Zuidas, book online first.", "bob", q)
-    await copss.say("Where is the immigratiedienst desk?", "carol")
+    await copss.say("Which immigratiedienst office takes biometrics?", "carol")
     before = copss.said()
     reply = await copss.command("synonyms", "add ind, immigratiedienst, immigration service")
     assert "re-indexed" in reply.text
     assert "immigratiedienst" in (await copss.command("synonyms")).text
-    await copss.say("Where is the immigration service desk?", "dave")
+    await copss.say("Which immigration service office takes biometrics?", "dave")
     after = copss.said()
     assert any("Zuidas" in r.text for r in after)
     assert not any("Zuidas" in r.text for r in before)

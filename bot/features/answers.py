@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from faq.matcher import Decision, Match
-from storage.models import Channel, Message
+from storage.models import Answer, Channel, Message
 from storage.repos.faq import FaqRepo
 from storage.repos.threads import ThreadRepo
 
@@ -44,6 +45,24 @@ def message_link(channel: Channel, message: Message) -> str | None:
             f"https://discord.com/channels/{guild}/{channel.chat_id}/{message.platform_message_id}"
         )
     return None
+
+
+async def answerable(session: AsyncSession, matches: list[Match]) -> list[Match]:
+    """Drop threads nobody has answered yet: pointing a newcomer at an open question helps
+    nobody (the matcher ranks them, since they still tell it what the community asks)."""
+    thread_ids = [m.ref_id for m in matches if m.kind == "thread"]
+    if not thread_ids:
+        return matches
+    answered = set(
+        (
+            await session.scalars(
+                select(Answer.thread_id)
+                .join(Message, Answer.message_id == Message.id)
+                .where(Answer.thread_id.in_(thread_ids), Message.deleted.is_(False))
+            )
+        ).all()
+    )
+    return [m for m in matches if m.kind != "thread" or m.ref_id in answered]
 
 
 async def render(session: AsyncSession, match: Match) -> Rendered | None:

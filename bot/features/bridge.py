@@ -118,7 +118,8 @@ class Bridge:
         if pending < self.warn_backlog:
             return True
         full = pending >= self.max_backlog
-        key = f"{target.platform}:{event.channel.key()}"
+        # "Growing" and "full" are warned about separately: a full queue drops messages.
+        key = f"{target.platform}:{event.channel.key()}:{'full' if full else 'growing'}"
         now = time.monotonic()
         if now - self._warned_at.get(key, -1e9) > 600:
             self._warned_at[key] = now

@@ -18,7 +18,7 @@ from bot.events import (
     Outgoing,
     ReactionEvent,
 )
-from bot.features.answers import compose
+from bot.features.answers import answerable, compose
 from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
 from faq.matcher import Gate, LexicalMatcher, Matcher
@@ -157,10 +157,10 @@ class QaFeature:
             SearchRepo(ctx.session),
             event.text,
             community_id=channel.community_id,
-            limit=settings.gate.max_suggestions,
+            limit=settings.gate.max_suggestions + 3,
             exclude_thread=thread.id,
         )
-        decision = settings.gate.decide(matches)
+        decision = settings.gate.decide(await answerable(ctx.session, matches))
         if decision.mode == "quiet":
             return
         text, shown = await compose(ctx.session, decision)

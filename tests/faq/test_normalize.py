@@ -32,3 +32,12 @@ def test_community_synonyms_extend_defaults() -> None:
 
 def test_search_text_keeps_one_line_per_part() -> None:
     assert search_text(["How do I get a BSN?", "", "sofinummer aanvragen"]) == "bsn\nbsn aanvragen"
+
+
+def test_contractions_and_possessives_resolved() -> None:
+    assert search_terms("What's Google's policy? I don't know, it's odd") == [
+        "google",
+        "policy",
+        "odd",
+    ]
+    assert search_terms("the 5 o'clock train") == ["5", "clock", "train"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.features.answers import compose
+from bot.features.answers import answerable, compose
 from bot.features.commands.base import Command, Invocation, UsageError
 from bot.features.privacy import forget_member
 from storage.models import Answer, Message, Thread
@@ -36,9 +36,9 @@ async def ask(inv: Invocation) -> str:
         SearchRepo(inv.ctx.session),
         inv.args,
         community_id=inv.community.id,
-        limit=inv.settings.gate.max_suggestions,
+        limit=inv.settings.gate.max_suggestions + 3,
     )
-    decision = inv.settings.gate.decide(matches)
+    decision = inv.settings.gate.decide(await answerable(inv.ctx.session, matches))
     if decision.mode == "quiet":
         return "I found nothing on that yet. Ask the community — someone may know!"
     text, _ = await compose(inv.ctx.session, decision)
