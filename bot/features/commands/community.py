@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from bot.events import ChannelRef, Outgoing
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
-from bot.features.commands.member import _thread_for_reply
+from bot.features.commands.member import thread_for_reply
 from bot.features.settings import ANSWER_AT, SUGGEST_AT, SYNONYMS, update_settings
 from faq.normalize import DEFAULT, Synonyms, clean, search_text
 from storage.models import (
@@ -156,7 +156,7 @@ async def audit(inv: Invocation) -> str:
 
 async def unsolved(inv: Invocation) -> str:
     """Reopen a thread marked solved."""
-    thread, _ = await _thread_for_reply(inv)
+    thread, _ = await thread_for_reply(inv)
     if thread is None or thread.status == "deleted":
         raise UsageError("Reply to the question (or one of its answers) with 'unsolved'.")
     thread.accepted_answer_id = None

@@ -45,7 +45,7 @@ async def ask(inv: Invocation) -> str:
     return text or "I found nothing on that yet."
 
 
-async def _thread_for_reply(inv: Invocation) -> tuple[Thread | None, int | None]:
+async def thread_for_reply(inv: Invocation) -> tuple[Thread | None, int | None]:
     """The thread the command replies to (its question or one of its answers), and the
     answer id when it replies to an answer."""
     if inv.event.reply_to is None:
@@ -75,7 +75,7 @@ async def _asker_id(inv: Invocation, thread: Thread) -> int | None:
 
 async def solved(inv: Invocation) -> str:
     """The asker (or an admin) marks a question solved, optionally accepting an answer."""
-    thread, answer_id = await _thread_for_reply(inv)
+    thread, answer_id = await thread_for_reply(inv)
     if thread is None or thread.status == "deleted":
         raise UsageError("Reply to your question, or to the answer that solved it, with 'solved'.")
     is_asker = await _asker_id(inv, thread) == inv.member.id
