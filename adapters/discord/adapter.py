@@ -13,7 +13,9 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -23,6 +25,7 @@ from adapters.base import Adapter, AdapterError, EventSink, TransientAdapterErro
 from adapters.discord.translate import (
     MESSAGE_LIMIT,
     PLATFORM,
+    WEBHOOK_NAME,
     BotView,
     adapter_error,
     catch_up_plan,
@@ -30,13 +33,18 @@ from adapters.discord.translate import (
     command_event,
     content_intent_granted,
     content_withheld,
+    copy_head,
     delete_events,
     edit_event,
     interaction_id,
+    is_copss_webhook,
     is_own,
     message_event,
     message_nonce,
+    name_prefix,
     reaction_event,
+    reply_line,
+    webhook_username,
 )
 from adapters.text import split_text
 from bot.events import ChannelRef, Event, Outgoing
@@ -60,6 +68,58 @@ MESSAGE_CONTENT_HELP = (
 
 #: A unit of intake work, run in order by one task: translate something and feed the sink.
 Job = Callable[[EventSink], Awaitable[None]]
+#: How long copss posts copies as the bot in a channel where Discord refused it a webhook
+#: before asking again (an admin may grant Manage Webhooks meanwhile).
+WEBHOOK_RETRY_AFTER = 600.0
+#: How many posted messages copss remembers (webhook, head, chunks) without asking Discord.
+REMEMBERED_MESSAGES = 10_000
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """A message copss posted: through which of its webhooks (None: as the bot), what it put
+    before the text, and the ids of every chunk the text was split into (first first)."""
+
+    webhook_id: int | None
+    head: str
+    chunk_ids: tuple[int, ...]
+
+
+@dataclass
+class _Partial:
+    """A split message part-way posted: its head, all its chunks, the ids posted so far, and
+    the webhook its first chunk went through (None: as the bot)."""
+
+    head: str
+    chunks: list[str]
+    posted: list[str]
+    webhook_id: int | None = None
+
+
+class _WebhookRefused(Exception):
+    """Posting through the webhook failed before anything was posted; ``gone``: the webhook
+    no longer exists (else Discord refused it, e.g. missing permission or the username)."""
+
+    def __init__(self, gone: bool) -> None:
+        super().__init__("webhook gone" if gone else "webhook refused")
+        self.gone = gone
+
+
+def _thread(channel: ChannelRef) -> Any:
+    """The ``thread`` argument of a webhook call: the thread, or discord.py's "none"."""
+    return discord.Object(int(channel.thread_id)) if channel.thread_id else discord.utils.MISSING
+
+
+def _webhook_gone(exc: BaseException) -> bool:
+    return isinstance(exc, discord.NotFound) and exc.code == 10015  # Unknown Webhook
+
+
+def _webhook_trouble(exc: BaseException) -> bool:
+    """A webhook failure that posting as the bot can avoid: the webhook deleted, webhooks
+    forbidden, or a request Discord refuses from webhooks only (e.g. a username)."""
+    if _webhook_gone(exc):
+        return True
+    return isinstance(exc, discord.HTTPException) and exc.status in (400, 403)
 
 
 def copss_intents() -> discord.Intents:
@@ -149,8 +209,17 @@ class DiscordAdapter(Adapter):
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._interactions: dict[int, tuple[discord.Interaction, float]] = {}
         # Chunks of a split message already posted, by outbox key, so a retry goes on from
-        # where it failed (interaction follow-ups have no nonce to make a repeat harmless).
-        self._posted: dict[str, list[str]] = {}
+        # where it failed (interaction follow-ups and webhooks take no nonce to make a repeat
+        # harmless).
+        self._posted: dict[str, _Partial] = {}
+        # copss's webhook per channel id, channels where Discord refused one (and when), and
+        # the ids of every webhook copss posted through (their messages are never read in).
+        self._hooks: dict[int, discord.Webhook] = {}
+        self._no_hooks: dict[int, float] = {}
+        self._hook_locks: dict[int, asyncio.Lock] = {}
+        self._hook_ids: set[int] = set()
+        # Recently posted messages: through which webhook, with which head, in which chunks.
+        self._copies: OrderedDict[int, _Copy] = OrderedDict()
         # Parents of threads seen only by id; a thread never moves to another channel.
         self._places: dict[int, ChannelRef] = {}
         self._warned_withheld = False
@@ -240,7 +309,7 @@ class DiscordAdapter(Adapter):
     async def _read(
         self, message: discord.Message, channel: ChannelRef | None = None
     ) -> Event | None:
-        if is_own(message, self._view):
+        if self._mine(message):
             return None
         if content_withheld(message):
             self._warn_withheld()
@@ -255,7 +324,7 @@ class DiscordAdapter(Adapter):
 
     async def _take_edit(self, payload: discord.RawMessageUpdateEvent, sink: EventSink) -> None:
         message = payload.message
-        if is_own(message, self._view):
+        if self._mine(message):
             return
         place = await self._place(message.channel, payload.channel_id)
         event = edit_event(message, place, self._view)
@@ -409,33 +478,104 @@ class DiscordAdapter(Adapter):
         return self.client.get_partial_messageable(int(raw))
 
     async def send(self, message: Outgoing) -> str:
-        """Post in the channel or thread (split at 2000 characters), as a real reply, pinging
-        nobody; a slash command's answer goes back through its interaction."""
+        """Post in the channel or thread (split at 2000 characters), pinging nobody; a slash
+        command's answer goes back through its interaction.
+
+        A bridged copy (``as_name`` set) is posted through copss's webhook of the channel
+        under the author's name; where webhooks are not allowed it is posted as the bot with
+        the name in bold in front. Other messages are real replies posted as the bot.
+        """
         if not message.text.strip():
             raise AdapterError("discord cannot post an empty message")
-        chunks = split_text(message.text, MESSAGE_LIMIT, code_fences=True)
         interaction = self._interaction(message.reply_to)
-        posted = self._posted.pop(message.key, []) if message.key else []
         try:
-            for index in range(len(posted), len(chunks)):
+            hook = None
+            if message.as_name is not None and interaction is None:
+                hook = await self._webhook_for(message.channel)
+            for attempt in range(3):
+                try:
+                    return await self._send_chunks(message, interaction, hook)
+                except _WebhookRefused as refused:
+                    # Nothing was posted yet. A webhook deleted meanwhile is looked for (or
+                    # made) once more; otherwise the copy goes out as the bot.
+                    retry = refused.gone and attempt == 0
+                    hook = await self._webhook_for(message.channel) if retry else None
+            raise AdapterError("discord: no way left to post this message")  # not reached
+        except AdapterError:
+            raise
+        except Exception as exc:
+            error = adapter_error(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    async def _send_chunks(
+        self,
+        message: Outgoing,
+        interaction: discord.Interaction | None,
+        hook: discord.Webhook | None,
+    ) -> str:
+        key = message.key
+        saved = self._posted.pop(key, None) if key else None
+        if saved is None:
+            head = self._copy_head(message, hook)
+            chunks = split_text(message.text, MESSAGE_LIMIT - len(head), code_fences=True)
+            chunks[0] = head + chunks[0]
+            saved = _Partial(head, chunks, [])
+        # A retry goes on from where the last attempt stopped, with the same chunks.
+        chunks, posted = saved.chunks, saved.posted
+        while len(posted) < len(chunks):
+            index = len(posted)
+            try:
                 sent = None
                 if interaction is not None:
                     sent = await self._answer(interaction, chunks[index], index)
                     if sent is None:
                         interaction = None  # expired: the rest goes to the channel
+                if sent is None and hook is not None:
+                    sent = await self._post_hooked(hook, message, chunks[index])
+                    if index == 0:
+                        saved.webhook_id = hook.id
                 if sent is None:
                     sent = await self._post(message, chunks[index], index)
-                posted.append(sent)
-        except Exception as exc:
-            error = adapter_error(exc)
-            if error is None:
+            except Exception as exc:
+                if hook is not None and _webhook_trouble(exc):
+                    self._webhook_failed(message.channel, exc)
+                    if not posted:
+                        raise _WebhookRefused(_webhook_gone(exc)) from exc
+                    hook = None  # the rest of a message already begun goes as the bot
+                    continue
+                error = adapter_error(exc)
+                if key and posted and isinstance(error, TransientAdapterError):
+                    self._posted[key] = saved
                 raise
-            if message.key and posted and isinstance(error, TransientAdapterError):
-                self._posted[message.key] = posted
-            if error is exc:
-                raise
-            raise error from exc
+            posted.append(sent)
+        self._note_copy(
+            int(posted[0]), _Copy(saved.webhook_id, saved.head, tuple(int(p) for p in posted))
+        )
         return posted[0]
+
+    def _copy_head(self, message: Outgoing, hook: discord.Webhook | None) -> str:
+        """What goes before the text: a webhook copy links the message it answers (webhook
+        messages cannot be replies); a copy posted as the bot names its author."""
+        if hook is not None:
+            reply = message.reply_to
+            if not reply or not reply.isdigit() or not message.channel.chat_id.isdigit():
+                return ""
+            place = self.client.get_channel(int(message.channel.chat_id))
+            guild = getattr(place, "guild", None)
+            if guild is None:
+                return ""
+            return reply_line(guild.id, message.channel.thread_id or message.channel.chat_id, reply)
+        if message.as_name is not None:
+            return name_prefix(message.as_name)
+        return ""
+
+    def _note_copy(self, message_id: int, copy: _Copy) -> None:
+        self._copies[message_id] = copy
+        self._copies.move_to_end(message_id)
+        while len(self._copies) > REMEMBERED_MESSAGES:
+            self._copies.popitem(last=False)
 
     async def _post(self, message: Outgoing, text: str, index: int) -> str:
         target = self._target(message.channel)
@@ -458,6 +598,17 @@ class DiscordAdapter(Adapter):
             sent = await target.send(text, allowed_mentions=NO_MENTIONS, nonce=nonce)
         return str(sent.id)
 
+    async def _post_hooked(self, hook: discord.Webhook, message: Outgoing, text: str) -> str:
+        # Webhook executions take no nonce; the outbox retries only what surely failed.
+        sent = await hook.send(
+            text,
+            username=webhook_username(message.as_name or ""),
+            allowed_mentions=NO_MENTIONS,
+            wait=True,
+            thread=_thread(message.channel),
+        )
+        return str(sent.id)
+
     async def _answer(self, interaction: discord.Interaction, text: str, index: int) -> str | None:
         """Answer through the interaction: the first chunk replaces the "thinking…" message,
         the rest follow up. None when Discord no longer knows the interaction."""
@@ -478,23 +629,166 @@ class DiscordAdapter(Adapter):
             return None
         return str(sent.id)
 
-    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
-        """Edit a message the bot sent (text beyond 2000 characters is cut, marked with …)."""
-        if len(text) > MESSAGE_LIMIT:
-            text = split_text(text, MESSAGE_LIMIT - 1, code_fences=True)[0] + "…"
+    # -- webhooks -------------------------------------------------------------------------------
+
+    async def _webhook_for(self, channel: ChannelRef) -> discord.Webhook | None:
+        """copss's webhook of the channel (a thread posts through its parent's): found by name
+        and application id, made once if there is none; None where copss may not have one
+        (no Manage Webhooks, a DM, Discord refusing), asked again after a while."""
+        if not channel.chat_id.isdigit():
+            return None
+        cid = int(channel.chat_id)
+        hook = self._hooks.get(cid)
+        if hook is not None:
+            return hook
+        refused_at = self._no_hooks.get(cid)
+        if refused_at is not None and time.monotonic() - refused_at < WEBHOOK_RETRY_AFTER:
+            return None
+        # One lookup per channel at a time, so two sends never both make a webhook.
+        async with self._hook_locks.setdefault(cid, asyncio.Lock()):
+            hook = self._hooks.get(cid)
+            if hook is not None:
+                return hook
+            try:
+                hook = await self._find_or_make_webhook(cid)
+            except discord.HTTPException as exc:
+                if exc.status >= 500 or exc.status == 429:
+                    raise  # Discord is struggling: the outbox tries again later
+                log.warning(
+                    "discord: no webhook in channel %s (%s): copies go as the bot", cid, exc
+                )
+                hook = None
+            if hook is None:
+                self._no_hooks[cid] = time.monotonic()
+                return None
+            self._hooks[cid] = hook
+            self._hook_ids.add(hook.id)
+            self._no_hooks.pop(cid, None)
+            return hook
+
+    async def _find_or_make_webhook(self, channel_id: int) -> discord.Webhook | None:
+        place = self.client.get_channel(channel_id)
+        if place is not None:
+            if not isinstance(place, discord.abc.GuildChannel):
+                return None  # DMs and group DMs have no webhooks
+            me = place.guild.me
+            if me is not None and not place.permissions_for(me).manage_webhooks:
+                log.info(
+                    "discord: copss lacks Manage Webhooks in #%s; bridged copies are posted as "
+                    "the bot with the author's name in front",
+                    place.name,
+                )
+                return None
+        for data in await self.client.http.channel_webhooks(channel_id):
+            if is_copss_webhook(data, self._view):
+                return self._bind_webhook(data)
+        made = await self.client.http.create_webhook(
+            channel_id, name=WEBHOOK_NAME, reason="copss posts bridged messages as their authors"
+        )
+        log.info("discord: made the webhook %r in channel %s", WEBHOOK_NAME, channel_id)
+        return self._bind_webhook(made)
+
+    def _bind_webhook(self, data: Any) -> discord.Webhook | None:
+        token = data.get("token")
+        if not token:
+            return None
+        return discord.Webhook.partial(int(data["id"]), str(token), client=self.client)
+
+    def _webhook_failed(self, channel: ChannelRef, exc: BaseException) -> None:
+        """Learn from a failed webhook call: a deleted webhook is looked for (or made) again
+        next time; a refused one is not asked for again for a while. Any other refusal (a
+        username Discord does not take, say) concerns that message only."""
+        if not channel.chat_id.isdigit():
+            return
+        cid = int(channel.chat_id)
+        if _webhook_gone(exc):
+            gone = self._hooks.pop(cid, None)
+            log.warning("discord: webhook %s of channel %s is gone", gone and gone.id, cid)
+        elif isinstance(exc, discord.HTTPException) and exc.status == 403:
+            self._hooks.pop(cid, None)
+            self._no_hooks[cid] = time.monotonic()
+            log.warning("discord: webhook refused in channel %s; copies go as the bot", cid)
+        else:
+            log.info("discord: a copy went as the bot after its webhook post failed: %s", exc)
+
+    async def _posted_copy(self, channel: ChannelRef, message_id: int) -> _Copy | None:
+        """What copss knows of a message it posted: remembered since it was sent, else read
+        from Discord (after a restart); None when the message no longer exists."""
+        known = self._copies.get(message_id)
+        if known is not None:
+            return known
         try:
-            partial = self._target(channel).get_partial_message(int(message_id))
-            await partial.edit(content=text, allowed_mentions=NO_MENTIONS)
+            found = await self._target(channel).fetch_message(message_id)
+        except discord.NotFound:
+            return None
+        mine = self._mine(found)
+        # An interaction's answer carries the application's id as webhook id, but it is the
+        # bot's own message, edited and deleted as such.
+        hooked = mine and found.webhook_id is not None and found.author.id != self._view.bot_id
+        head = copy_head(found.content, webhook=hooked) if mine else ""
+        return _Copy(found.webhook_id if hooked else None, head, (message_id,))
+
+    def _mine(self, message: discord.Message) -> bool:
+        """Whether copss posted it: as the bot, through the application, or a webhook of its."""
+        return is_own(message, self._view) or (
+            message.webhook_id is not None and message.webhook_id in self._hook_ids
+        )
+
+    # -- editing and deleting -------------------------------------------------------------------
+
+    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
+        """Edit a message copss posted, keeping what it put before the text (the author of a
+        copy, a reply link); a copy posted through a webhook is edited through that webhook.
+        Text beyond 2000 characters is cut, marked with …"""
+        try:
+            mid = int(message_id)
+            copy = await self._posted_copy(channel, mid)
+            if copy is None:
+                raise AdapterError(f"discord message {message_id} no longer exists")
+            room = MESSAGE_LIMIT - len(copy.head)
+            if len(text) > room:
+                text = split_text(text, room - 1, code_fences=True)[0] + "…"
+            content = copy.head + text
+            if copy.webhook_id is None:
+                partial = self._target(channel).get_partial_message(mid)
+                await partial.edit(content=content, allowed_mentions=NO_MENTIONS)
+                return
+            hook = await self._webhook_for(channel)
+            if hook is None or hook.id != copy.webhook_id:
+                raise AdapterError(f"discord message {mid} was posted through a lost webhook")
+            await hook.edit_message(
+                mid, content=content, allowed_mentions=NO_MENTIONS, thread=_thread(channel)
+            )
+        except AdapterError:
+            raise
         except Exception as exc:
             raise (adapter_error(exc) or exc) from exc
 
     async def delete(self, channel: ChannelRef, message_id: str) -> None:
-        """Delete a message (the bot's own, or a member's with Manage Messages); a message that
-        is already gone counts as deleted."""
+        """Delete a message (the bot's own with every chunk it was split into, a webhook copy
+        through its webhook, or a member's with Manage Messages); a message that is already
+        gone counts as deleted."""
         try:
-            await self._target(channel).get_partial_message(int(message_id)).delete()
-        except discord.NotFound:
-            return
+            mid = int(message_id)
+            copy = await self._posted_copy(channel, mid)
+            if copy is None:
+                return
+            hook = None
+            if copy.webhook_id is not None:
+                current = await self._webhook_for(channel)
+                hook = current if current is not None and current.id == copy.webhook_id else None
+            for part in copy.chunk_ids:
+                with contextlib.suppress(discord.NotFound):
+                    if hook is not None:
+                        try:
+                            await hook.delete_message(part, thread=_thread(channel))
+                            continue
+                        except discord.NotFound:
+                            pass  # a chunk that went as the bot (the webhook failed there)
+                    await self._target(channel).get_partial_message(part).delete()
+            self._copies.pop(mid, None)
+        except AdapterError:
+            raise
         except Exception as exc:
             raise (adapter_error(exc) or exc) from exc
 

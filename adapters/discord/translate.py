@@ -7,8 +7,10 @@ and check the events without a client or a connection.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import discord
@@ -72,9 +74,11 @@ def channel_of(channel: discord.abc.Snowflake | None) -> ChannelRef | None:
     return ChannelRef(PLATFORM, str(channel.id))
 
 
-def author_of(user: discord.abc.User) -> Author:
-    """A member or user as copss names them (server nickname first)."""
-    return Author(PLATFORM, str(user.id), user.display_name, user.bot)
+def author_of(user: discord.abc.User, webhook: bool = False) -> Author:
+    """A member or user as copss names them (server nickname first). A message posted through
+    a webhook counts as a bot's whatever its author payload says: webhooks are how bridges
+    (copss's own and others') post, and relaying their posts is how bridges ping-pong."""
+    return Author(PLATFORM, str(user.id), user.display_name, user.bot or webhook)
 
 
 def is_own(message: discord.Message, view: BotView) -> bool:
@@ -175,9 +179,14 @@ def message_event(message: discord.Message, channel: ChannelRef, view: BotView) 
     attachments = _attachments(message)
     if not text and not attachments:
         return None
-    author = author_of(message.author)
+    author = author_of(message.author, message.webhook_id is not None)
     forwarded = is_forward(message)
-    command = None if forwarded else parse_command(message.content, view.prefix, view.commands)
+    # Bots and webhooks never command copss (another bridge may repeat a member's "!link").
+    command = (
+        None
+        if forwarded or author.is_bot
+        else parse_command(message.content, view.prefix, view.commands)
+    )
     if command is not None:
         # A command acts on the message it explicitly replies to (``!delete everywhere``), so
         # it never inherits a thread's question as an implicit target.
@@ -211,9 +220,8 @@ def edit_event(message: discord.Message, channel: ChannelRef, view: BotView) -> 
     text = message_text(message)
     if not text and not message.attachments:
         return None
-    return EditEvent(
-        channel, str(message.id), text, message.edited_at, author_of(message.author), raw=message
-    )
+    author = author_of(message.author, message.webhook_id is not None)
+    return EditEvent(channel, str(message.id), text, message.edited_at, author, raw=message)
 
 
 def delete_events(channel: ChannelRef, message_ids: Iterable[int], raw: object) -> list[Event]:
@@ -265,6 +273,67 @@ def interaction_id(reply_to: str | None) -> int | None:
 
 
 # -- sending ------------------------------------------------------------------------------------
+
+#: The webhook copss creates (once per channel) to post bridged copies under their authors'
+#: names; found again after a restart by this name and copss's application id.
+WEBHOOK_NAME = "copss bridge"
+#: Discord's limit on a webhook message's username.
+USERNAME_LIMIT = 80
+# Discord refuses webhook usernames containing these words; a zero-width space after the
+# first letter keeps the name readable and accepted.
+_REFUSED_IN_NAMES = re.compile(r"discord|clyde", re.IGNORECASE)
+# What copss puts before a copy's text: a link to the message it answers (webhook copies,
+# which cannot be Discord replies), and the author in bold (copies posted as the bot).
+_REPLY_HEAD = re.compile(r"\A(-# ↪ reply to https://discord\.com/channels/\d+/\d+/\d+\n)?")
+_NAME_HEAD = re.compile(r"\A(\*\*(?:\\.|[^*\\\n])*\*\*: )?")
+
+
+def is_copss_webhook(data: Mapping[str, Any], view: BotView) -> bool:
+    """Whether a webhook (as ``GET /channels/{id}/webhooks`` lists it) is the one copss made:
+    its name, made by copss's application (or, where Discord omits that, by copss's bot
+    user), and with a token copss can post with. Another bridge's webhook of the same name
+    belongs to another application."""
+    if data.get("name") != WEBHOOK_NAME or not data.get("token"):
+        return False
+    app = data.get("application_id")
+    if app is not None:
+        return view.application_id is not None and str(app) == str(view.application_id)
+    creator = data.get("user") or {}
+    return str(creator.get("id")) == str(view.bot_id)
+
+
+def webhook_username(name: str) -> str:
+    """The author name a webhook copy shows: one line, words Discord refuses broken up, and
+    at most 80 characters, shortening the person's name rather than the "(Platform)" tag."""
+    flat = " ".join(name.split()) or "?"
+    flat = _REFUSED_IN_NAMES.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], flat)
+    if len(flat) <= USERNAME_LIMIT:
+        return flat
+    person, sep, tag = flat.rpartition(" (")
+    if sep and person and len(sep + tag) < USERNAME_LIMIT // 2:
+        return person[: USERNAME_LIMIT - len(sep + tag) - 1] + "…" + sep + tag
+    return flat[: USERNAME_LIMIT - 1] + "…"
+
+
+def name_prefix(name: str) -> str:
+    """The bold author line of a copy posted as the bot: ``**Name (Telegram)**: ``, with the
+    name's markdown escaped and its mentions defused (nothing pings anyway)."""
+    flat = " ".join(name.split()) or "?"
+    escaped = discord.utils.escape_markdown(discord.utils.escape_mentions(flat))
+    return f"**{escaped}**: "
+
+
+def reply_line(guild_id: int, channel_id: str, message_id: str) -> str:
+    """The first line of a webhook copy that answers a message (webhooks cannot reply): a
+    small link Discord shows as a jump to that message."""
+    return f"-# ↪ reply to https://discord.com/channels/{guild_id}/{channel_id}/{message_id}\n"
+
+
+def copy_head(content: str, *, webhook: bool) -> str:
+    """What copss put before the text of a copy it posted (so an edit keeps it): the reply
+    line of a webhook copy, or the author line of a copy posted as the bot."""
+    found = (_REPLY_HEAD if webhook else _NAME_HEAD).match(content)
+    return found.group(0) if found else ""
 
 
 def message_nonce(key: str, channel: ChannelRef, index: int, text: str) -> int:
