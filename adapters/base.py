@@ -69,8 +69,11 @@ class Adapter(ABC):
         """Post a message and return its platform id."""
 
     @abstractmethod
-    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
-        """Replace the text of a message the bot posted."""
+    async def edit(
+        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
+    ) -> None:
+        """Replace the text of a message the bot posted (``as_name``: the author a bridged
+        copy names, as in :class:`bot.events.Outgoing`)."""
 
     @abstractmethod
     async def delete(self, channel: ChannelRef, message_id: str) -> None:

@@ -287,7 +287,7 @@ class Hub:
                 if action == "delete":
                     await adapter.delete(out.channel, target)
                 else:
-                    await adapter.edit(out.channel, target, out.text)
+                    await adapter.edit(out.channel, target, out.text, as_name=out.as_name)
             except TransientAdapterError as exc:
                 await asyncio.sleep(exc.retry_after)
                 continue

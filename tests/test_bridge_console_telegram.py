@@ -66,7 +66,10 @@ async def test_question_answer_edit_delete_across_the_bridge(
     await console.edit_message(a, "Bakkerij Vaneker on the Grote Markt, open from 8.")
     await tg.settle()
     [edit] = api.calls_to("editMessageText")
-    assert "open from 8" in edit.params["text"]
+    assert (
+        edit.params["text"]
+        == "<b>bob (console)</b>: Bakkerij Vaneker on the Grote Markt, open from 8."
+    )
     assert int(edit.params["message_id"]) == relayed["message_id"]
 
     await console.delete_message(a)

@@ -108,8 +108,12 @@ class ConsoleAdapter(Adapter):
             self._print(f"#{number} copss{arrow}: {text}")
         return message_id
 
-    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
+    async def edit(
+        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
+    ) -> None:
         """Show the edit."""
+        if as_name:
+            text = f"{as_name}: {text}"
         if self.terminal:
             self._print(f"(#{self._numbers.get(message_id, '?')} edited) {text}")
 

@@ -736,7 +736,9 @@ class DiscordAdapter(Adapter):
 
     # -- editing and deleting -------------------------------------------------------------------
 
-    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
+    async def edit(
+        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
+    ) -> None:
         """Edit a message copss posted, keeping what it put before the text (the author of a
         copy, a reply link); a copy posted through a webhook is edited through that webhook.
         Text beyond 2000 characters is cut, marked with …"""

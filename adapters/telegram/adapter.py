@@ -267,13 +267,17 @@ class TelegramAdapter(Adapter):
             return TransientAdapterError(f"telegram unreachable: {exc.message}", 1.0)
         return exc
 
-    async def edit(self, channel: ChannelRef, message_id: str, text: str) -> None:
+    async def edit(
+        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
+    ) -> None:
         """Edit a message the bot sent (text beyond 4096 is cut to fit, marked with …)."""
-        escaped_chunks = split_text(text, MessageLimit.MAX_TEXT_LENGTH - 1, measure=_html_length)
+        head = f"<b>{html.escape(as_name, quote=False)}</b>: " if as_name else ""
+        limit = MessageLimit.MAX_TEXT_LENGTH - 1 - _html_length(head)
+        escaped_chunks = split_text(text, limit, measure=_html_length)
         body = escaped_chunks[0] + ("…" if len(escaped_chunks) > 1 else "")
         try:
             await self.bot.edit_message_text(
-                html.escape(body, quote=False),
+                head + html.escape(body, quote=False),
                 chat_id=self._chat(channel.chat_id),
                 message_id=int(message_id),
                 parse_mode=ParseMode.HTML,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import Context
 from bot.events import ChannelRef, DeleteEvent, EditEvent, Event, MessageEvent, Outgoing
-from storage.models import BridgeLink, Channel, Message, MessageCopy, OutboxMessage
+from storage.models import BridgeLink, Channel, Member, Message, MessageCopy, OutboxMessage
 from storage.repos.conversation import ConversationRepo
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,12 @@ class Bridge:
             .join(Channel, MessageCopy.channel_id == Channel.id)
             .where(MessageCopy.original_id == message.id)
         )
+        author = await s.get(Member, message.member_id) if message.member_id else None
+        name = (
+            f"{author.display_name} ({PLATFORM_NAMES.get(e.platform, e.platform)})"
+            if author
+            else None
+        )
         for copy, target in rows.all():
             if isinstance(event, EditEvent):
                 key = f"relay-edit:{copy.id}:{event.edited_at.isoformat()}"
@@ -153,7 +159,7 @@ class Bridge:
             else:
                 key, text, action = f"relay-delete:{copy.id}", "", "delete"
             await ctx.send(
-                Outgoing(ref_of(target), text),
+                Outgoing(ref_of(target), text, as_name=name),
                 key=key,
                 meta={"action": action, "message_id": copy.copy_platform_message_id},
             )
