@@ -325,3 +325,42 @@ async def test_webhook_mode_checks_secret_and_stores_before_ok(tmp_path: Path) -
             assert "BSN" in api.sent_messages(GROUP)[-1]["text"]
         finally:
             await harness.stop()
+
+
+async def test_group_upgraded_to_supergroup_keeps_its_records(tg: TelegramHarness) -> None:
+    api = tg.api
+    old, new = -4242, -1004242
+    api.add_chat(old, "group", title="Expats (old group)")
+    _, q = await tg.push(
+        api.message_update(old, ALICE, "Where do I renew my residence card?", chat_type="group")
+    )
+    await tg.push(
+        api.message_update(
+            old, BOB, "At the IND desk, book online.", chat_type="group", reply_to_message_id=q
+        )
+    )
+    api.migrate_chat(old, new)
+    # Telegram's service message in the old group announces the new id.
+    service = api.message_update(old, ALICE, "", chat_type="group")
+    service["message"].pop("text")
+    service["message"]["migrate_to_chat_id"] = new
+    await tg.push(service)
+    async with tg.db.session() as s:
+        from storage.models import Channel
+
+        chats = await s.scalars(select(Channel.chat_id).where(Channel.platform == "telegram"))
+        chat_ids = set(chats.all())
+        thread = await s.scalar(select(Thread))
+    assert str(new) in chat_ids and str(old) not in chat_ids
+    assert thread is not None and thread.status == "answered"
+    # A reply queued for the old id still arrives, in the new chat.
+    async with tg.db.session() as s:
+        await s.execute(
+            insert(OutboxMessage).values(
+                platform="telegram", chat_id=str(old), thread_id="", text="late reply", meta={}
+            )
+        )
+    assert tg.app is not None and tg.app.hub is not None
+    tg.app.hub.wake_sender("telegram")
+    await api.wait_for_sent_messages(1, chat_id=new, within=10)
+    assert api.sent_texts(new) == ["late reply"]
