@@ -14,6 +14,7 @@ from bot.config import Config, StorageConfig
 from bot.events import Event
 from bot.features.commands import all_commands
 from storage.engine import Database, sqlite_url
+from tests.adapters.app_runner import stop_app
 from tests.fakes.discord_gateway import (
     INTENT_MESSAGE_CONTENT,
     JSON,
@@ -179,14 +180,8 @@ class DiscordHarness:
         """Stop cleanly, or (``abrupt``) cancel everything mid-flight like a crash would."""
         if self.app is None or self.task is None:
             return
-        if abrupt:
-            self.task.cancel()
-        else:
-            self.app.stop()
         try:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self.task, 30)
-            await self.app.__aexit__(None, None, None)
+            await stop_app(self.app, self.task, abrupt=abrupt)
         finally:
             self._patch.close()  # never leave discord.py pointed at a fake that is gone
             self.app, self.adapter, self.task = None, None, None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from adapters.telegram import TelegramAdapter, TelegramLimits
 from bot.app import App
 from bot.config import Config, StorageConfig
 from storage.engine import Database, sqlite_url
+from tests.adapters.app_runner import stop_app
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 
 GROUP = -1001234567890
@@ -96,11 +96,5 @@ class TelegramHarness:
         """Stop cleanly, or (``abrupt``) cancel everything mid-flight like a crash would."""
         if self.app is None or self.task is None:
             return
-        if abrupt:
-            self.task.cancel()
-        else:
-            self.app.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self.task, 30)
-        await self.app.__aexit__(None, None, None)
+        await stop_app(self.app, self.task, abrupt=abrupt)
         self.app, self.task = None, None
