@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from bot.events import Event
 from bot.features.bridge import Bridge
 from bot.features.commands import all_commands
 from storage.engine import Database, sqlite_url
-from tests.adapters.app_runner import stop_app
+from tests.adapters.app_runner import WatchesEvents, stop_app
 from tests.adapters.tg_harness import GROUP, scaled_limits
 from tests.fakes.discord_gateway import (
     JSON,
@@ -62,7 +61,7 @@ def build_worlds(tg: FakeTelegramAPI, dc: FakeDiscord, **guild: Any) -> None:
     dc.add_member(GUILD, DC_ADMIN, "Mod", permissions=MANAGE_GUILD)
 
 
-class BridgeHarness:
+class BridgeHarness(WatchesEvents):
     """Starts and stops copss (as often as a test likes) on one store and both fakes."""
 
     def __init__(
@@ -74,6 +73,7 @@ class BridgeHarness:
         limits: TelegramLimits | None = None,
         db_name: str = "copss.db",
     ) -> None:
+        super().__init__()
         self.tg = tg
         self.dc = dc
         self.limits = limits or scaled_limits()
@@ -82,8 +82,6 @@ class BridgeHarness:
         self.discord: DiscordAdapter | None = None
         self.task: asyncio.Task[None] | None = None
         #: Every event copss stored, across restarts (duplicates included).
-        self.events: list[Event] = []
-        self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
         self._patch = contextlib.ExitStack()
 
     @property
@@ -133,27 +131,6 @@ class BridgeHarness:
         if caught_up not in done:
             raise TimeoutError("copss did not catch up on Discord in time")
         await self.tg.wait_for_calls("getUpdates", count=polls + 1, within=WAIT)
-
-    def _note(self, event: Event) -> None:
-        self.events.append(event)
-        still = []
-        for predicate, future in self._waiters:
-            if future.done():
-                continue
-            if predicate(event):
-                future.set_result(event)
-            else:
-                still.append((predicate, future))
-        self._waiters = still
-
-    async def wait_event(self, predicate: Callable[[Event], bool], within: float = WAIT) -> Event:
-        """The first stored event (already seen, or still to come) ``predicate`` accepts."""
-        for event in self.events:
-            if predicate(event):
-                return event
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, future))
-        return await asyncio.wait_for(future, within)
 
     async def wait_discord(self, message_id: int | str, kind: type[Any] | None = None) -> Event:
         """Wait until the event of a Discord message (of ``kind``) is stored."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from bot.config import Config, StorageConfig
 from bot.events import Event
 from bot.features.commands import all_commands
 from storage.engine import Database, sqlite_url
-from tests.adapters.app_runner import stop_app
+from tests.adapters.app_runner import WatchesEvents, stop_app
 from tests.fakes.discord_gateway import (
     INTENT_MESSAGE_CONTENT,
     JSON,
@@ -54,19 +53,17 @@ class PortalFake(FakeDiscord):
         await super()._identify(conn, data)
 
 
-class DiscordHarness:
+class DiscordHarness(WatchesEvents):
     """Starts and stops copss (as often as a test likes) on one store and one fake Discord,
     and tells a test when the events it caused have reached the hub."""
 
     def __init__(self, fake: FakeDiscord, tmp_path: Path) -> None:
+        super().__init__()
         self.fake = fake
         self.config = Config(storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")))
         self.app: App | None = None
         self.adapter: DiscordAdapter | None = None
         self.task: asyncio.Task[None] | None = None
-        #: Every event the adapter handed to the hub, across restarts (duplicates included).
-        self.events: list[Event] = []
-        self._waiters: list[tuple[Callable[[Event], bool], asyncio.Future[Event]]] = []
         self._patch = contextlib.ExitStack()
 
     @property
@@ -100,27 +97,6 @@ class DiscordHarness:
             raise RuntimeError("copss stopped while starting")
         if caught_up not in done:
             raise TimeoutError("copss did not catch up in time")
-
-    def _note(self, event: Event) -> None:
-        self.events.append(event)
-        still = []
-        for predicate, future in self._waiters:
-            if future.done():
-                continue
-            if predicate(event):
-                future.set_result(event)
-            else:
-                still.append((predicate, future))
-        self._waiters = still
-
-    async def wait_event(self, predicate: Callable[[Event], bool], within: float = WAIT) -> Event:
-        """The first event (already seen, or still to come) that ``predicate`` accepts."""
-        for event in self.events:
-            if predicate(event):
-                return event
-        future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-        self._waiters.append((predicate, future))
-        return await asyncio.wait_for(future, within)
 
     async def wait_message(self, message_id: int | str, kind: type[Any] | None = None) -> Event:
         """Wait until the event for a message (of ``kind``, if given) reached the hub."""
