@@ -1,0 +1,128 @@
+"""discord.py's client as copss runs it.
+
+The intents copss asks for, mentions switched off for everything it posts, what it learns
+at login, and every gateway event handed to the adapter's intake in the order Discord sent
+it. discord.py itself keeps the gateway alive (heartbeats, RESUME after a drop, rate-limit
+buckets).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+
+from adapters.base import AdapterError
+from adapters.discord.translate import BotView, content_intent_granted
+from bot.events import ChannelRef
+
+if TYPE_CHECKING:
+    from adapters.discord.adapter import DiscordAdapter
+    from adapters.discord.intake import Intake
+
+log = logging.getLogger(__name__)
+
+#: Whatever the text says (@everyone, <@&role>, <@id>), nobody and no role is pinged.
+NO_MENTIONS = discord.AllowedMentions.none()
+
+ENABLE_MESSAGE_CONTENT = (
+    "Switch it on: https://discord.com/developers/applications -> your application -> Bot -> "
+    "Privileged Gateway Intents -> 'Message Content Intent' -> Save Changes, then start copss "
+    "again. (A bot in 100 or more servers also needs Discord to approve the intent for it.)"
+)
+MESSAGE_CONTENT_HELP = (
+    "Discord refused the Message Content intent (gateway close code 4014), so copss cannot "
+    "read what members write. " + ENABLE_MESSAGE_CONTENT
+)
+
+
+def copss_intents() -> discord.Intents:
+    """Servers and their channels, messages with their text, reactions, direct messages."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = True
+    intents.guild_reactions = True
+    intents.dm_messages = True
+    intents.dm_reactions = True
+    return intents
+
+
+class CopssClient(discord.Client):
+    """discord.py's client, handing every event to its adapter.
+
+    discord.py runs each event handler in a task of its own, so a handler that awaited
+    anything could overtake the one before it (an answer stored before its question). The
+    handlers therefore only queue, synchronously; one task takes the queue in order.
+    """
+
+    def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
+        options.setdefault("intents", copss_intents())
+        options.setdefault("allowed_mentions", NO_MENTIONS)
+        # Without the members intent there is nothing to chunk; skip the wait for it.
+        options.setdefault("chunk_guilds_at_startup", False)
+        super().__init__(**options)
+        self.adapter = adapter
+        self.tree: app_commands.CommandTree[CopssClient] = app_commands.CommandTree(self)
+        #: Who copss is on Discord and which text commands it answers; known once logged in.
+        self.bot_view = BotView(0)
+
+    def messageable(self, channel: ChannelRef) -> discord.PartialMessageable:
+        """The channel (or thread) to post in or read from, known by its id alone."""
+        raw = channel.thread_id or channel.chat_id
+        if not raw.isdigit():
+            raise AdapterError(f"not a Discord channel id: {raw!r}")
+        return self.get_partial_messageable(int(raw))
+
+    async def setup_hook(self) -> None:
+        user = self.user
+        assert user is not None  # setup_hook runs after login
+        adapter = self.adapter
+        self.bot_view = BotView(
+            user.id,
+            self.application_id,
+            adapter.command_prefix,
+            frozenset(name.casefold() for name, _ in adapter.commands),
+        )
+        log.info("discord: logged in as %s (id %s)", user.name, user.id)
+        if not content_intent_granted(self.application_flags):
+            # The gateway has the last word (close code 4014); this only says why early.
+            log.warning(
+                "discord: the application's settings do not show the Message Content intent; "
+                "if Discord refuses it, copss stops with instructions"
+            )
+        await adapter.slash.register()
+
+    @property
+    def intake(self) -> Intake:
+        """Where the event handlers queue their work: the adapter's intake."""
+        return self.adapter.intake
+
+    async def on_ready(self) -> None:
+        # READY comes with every new gateway session (not after a RESUME, which replays the
+        # missed events itself): read what was said while no session was listening.
+        self.intake.enqueue(lambda sink: self.intake.catch_up(self.adapter.checkpoints, sink))
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.intake.enqueue(lambda sink: self.intake.take_message(message, sink))
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        self.intake.enqueue(lambda sink: self.intake.take_edit(payload, sink))
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.intake.enqueue(
+            lambda sink: self.intake.take_delete(payload.channel_id, {payload.message_id}, sink)
+        )
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.intake.enqueue(
+            lambda sink: self.intake.take_delete(payload.channel_id, payload.message_ids, sink)
+        )
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        self.intake.enqueue(lambda sink: self.intake.take_reaction(payload, sink))
+
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        self.intake.enqueue(lambda sink: self.intake.take_reaction(payload, sink))

@@ -1,0 +1,214 @@
+"""Taking Discord's events in.
+
+What members say, edit, delete and react, and the slash commands they give, translated into
+copss events and fed to the hub one at a time, in the order Discord sent them; after a new
+gateway session, what was said while copss was away (catching up). copss's own messages are
+never read in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import discord
+
+from adapters.base import Checkpoints, EventSink
+from adapters.discord.client import ENABLE_MESSAGE_CONTENT, CopssClient
+from adapters.discord.translate import (
+    PLATFORM,
+    catch_up_plan,
+    channel_of,
+    command_event,
+    content_intent_granted,
+    content_withheld,
+    delete_events,
+    edit_event,
+    message_event,
+    reaction_event,
+)
+from adapters.discord.webhooks import Webhooks
+from bot.events import ChannelRef, Event
+
+log = logging.getLogger(__name__)
+
+#: A unit of intake work, run in order by one task: translate something and feed the sink.
+Job = Callable[[EventSink], Awaitable[None]]
+
+
+class Intake:
+    """An ordered queue of intake jobs and the jobs themselves.
+
+    The client's event handlers only :meth:`enqueue` (see :class:`CopssClient`); :meth:`run`
+    takes the jobs one after another, so events reach the sink in the order they came.
+    """
+
+    def __init__(self, client: CopssClient, webhooks: Webhooks) -> None:
+        self.client = client
+        self.webhooks = webhooks
+        #: Set once the newest gateway session has read what was said while none listened.
+        self.caught_up = asyncio.Event()
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        # Parents of threads seen only by id; a thread never moves to another channel.
+        self._places: dict[int, ChannelRef] = {}
+        self._warned_withheld = False
+
+    def enqueue(self, job: Job) -> None:
+        """Queue a job behind the ones already waiting (synchronously: nothing overtakes)."""
+        self._jobs.put_nowait(job)
+
+    async def run(self, sink: EventSink) -> None:
+        """Run the queued jobs in order, feeding ``sink``, until cancelled."""
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job(sink)
+            except Exception:
+                # One bad event must not stop the ones behind it.
+                log.exception("discord: could not take in an event")
+            finally:
+                self._jobs.task_done()
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def read(
+        self, message: discord.Message, channel: ChannelRef | None = None
+    ) -> Event | None:
+        """The event of a member's message; None for copss's own and for withheld text."""
+        if self.webhooks.mine(message):
+            return None
+        if content_withheld(message):
+            self._warn_withheld()
+            return None
+        place = channel or await self.place(message.channel, message.channel.id)
+        return message_event(message, place, self.client.bot_view)
+
+    async def take_message(self, message: discord.Message, sink: EventSink) -> None:
+        """Feed a new message."""
+        event = await self.read(message)
+        if event is not None:
+            await sink(event)
+
+    async def take_edit(self, payload: discord.RawMessageUpdateEvent, sink: EventSink) -> None:
+        """Feed an edit of a member's message."""
+        message = payload.message
+        if self.webhooks.mine(message):
+            return
+        place = await self.place(message.channel, payload.channel_id)
+        event = edit_event(message, place, self.client.bot_view)
+        if event is not None:
+            await sink(event)
+
+    async def take_delete(self, channel_id: int, ids: set[int], sink: EventSink) -> None:
+        """Feed the deletion of one or more messages."""
+        place = await self.place(None, channel_id)
+        for event in delete_events(place, ids, None):
+            await sink(event)
+
+    async def take_reaction(self, payload: discord.RawReactionActionEvent, sink: EventSink) -> None:
+        """Feed a reaction added or removed by anyone but the bot."""
+        if payload.user_id == self.client.bot_view.bot_id:
+            return
+        place = await self.place(None, payload.channel_id)
+        await sink(reaction_event(payload, place, self.client.get_user(payload.user_id)))
+
+    async def take_command(
+        self, interaction: discord.Interaction, name: str, text: str | None, sink: EventSink
+    ) -> None:
+        """Feed a slash command."""
+        place = await self.place(interaction.channel, interaction.channel_id or 0)
+        await sink(command_event(interaction, name, text, place))
+
+    async def place(self, channel: discord.abc.Snowflake | None, channel_id: int) -> ChannelRef:
+        """The ChannelRef of a channel, asking Discord for a thread's parent when neither the
+        event nor the cache tells it."""
+        found = channel_of(channel) or channel_of(self.client.get_channel(channel_id))
+        if found is not None:
+            return found
+        known = self._places.get(channel_id)
+        if known is not None:
+            return known
+        try:
+            fetched = await self.client.fetch_channel(channel_id)
+        except discord.HTTPException as exc:
+            log.warning("discord: channel %s is unknown to copss and Discord: %s", channel_id, exc)
+            return ChannelRef(PLATFORM, str(channel_id))
+        found = channel_of(fetched) or ChannelRef(PLATFORM, str(channel_id))
+        self._places[channel_id] = found
+        return found
+
+    def _warn_withheld(self) -> None:
+        if self._warned_withheld:
+            log.debug("discord: another message arrived without its text")
+            return
+        self._warned_withheld = True
+        granted = content_intent_granted(self.client.application_flags)
+        log.warning(
+            "discord: a server message arrived without its text, so copss cannot read it. "
+            "Discord withholds message text from bots without the Message Content intent "
+            "(the application's settings %s it). Such messages are not stored. %s",
+            "show" if granted else "do not show",
+            ENABLE_MESSAGE_CONTENT,
+        )
+
+    # -- catching up ----------------------------------------------------------------------------
+
+    async def catch_up(self, checkpoints: Checkpoints | None, sink: EventSink) -> None:
+        """Feed what was said while no gateway session listened, oldest first per channel
+        (a parent channel before its threads, so questions come before their answers)."""
+        self.caught_up.clear()
+        try:
+            known = await checkpoints() if checkpoints is not None else []
+            plan = catch_up_plan(known, self._readable())
+            seen: set[int] = set()
+            fed = 0
+            for place, after in plan:
+                fed += await self._read_history(place, after, seen, sink)
+            if plan:
+                log.info("discord: caught up on %d message(s) in %d channel(s)", fed, len(plan))
+        finally:
+            self.caught_up.set()
+
+    def _readable(self) -> list[ChannelRef]:
+        """Text channels and active threads (forum posts too) whose history copss may read."""
+        places: list[ChannelRef] = []
+        for guild in self.client.guilds:
+            me = guild.me
+            channels: list[discord.TextChannel | discord.Thread] = [
+                *guild.text_channels,
+                *guild.threads,
+            ]
+            for channel in channels:
+                perms = channel.permissions_for(me)
+                place = channel_of(channel)
+                if place is not None and perms.read_message_history and perms.view_channel:
+                    places.append(place)
+        return places
+
+    async def _read_history(
+        self, place: ChannelRef, after: int, seen: set[int], sink: EventSink
+    ) -> int:
+        raw_id = place.thread_id or place.chat_id
+        if not raw_id.isdigit():
+            return 0
+        channel = self.client.get_channel(int(raw_id)) or self.client.get_partial_messageable(
+            int(raw_id)
+        )
+        if not isinstance(channel, discord.abc.Messageable):
+            return 0
+        fed = 0
+        try:
+            history = channel.history(limit=None, after=discord.Object(after), oldest_first=True)
+            async for message in history:
+                if message.id in seen:
+                    continue
+                seen.add(message.id)
+                event = await self.read(message, place)
+                if event is not None:
+                    await sink(event)
+                    fed += 1
+        except discord.HTTPException as exc:
+            # Access lost or channel deleted: nothing to read there; the rest still counts.
+            log.warning("discord: could not catch up in %s: %s", place.key(), exc)
+        return fed
