@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: How long Discord accepts answers through an interaction's webhook.
 INTERACTION_TTL = 15 * 60.0
+#: Commands whose slash answers only the member who ran them sees (their own search, their
+#: own data).
+PRIVATE_COMMANDS = frozenset({"ask", "forget", "optout", "optin"})
 
 
 class SlashCommands:
@@ -63,9 +66,10 @@ class SlashCommands:
         self, interaction: discord.Interaction, name: str, text: str | None
     ) -> None:
         # Discord drops an interaction not acknowledged within 3 s; the answer comes later.
+        # Personal commands are answered privately (only the member sees the answer).
         self._remember(interaction)
         try:
-            await interaction.response.defer()
+            await interaction.response.defer(ephemeral=name in PRIVATE_COMMANDS)
         except discord.HTTPException as exc:
             log.warning("discord: could not acknowledge /%s in time: %s", name, exc)
             self._interactions.pop(interaction.id, None)  # its answer goes to the channel

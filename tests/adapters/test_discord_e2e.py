@@ -504,3 +504,13 @@ async def test_every_admin_command_refused_for_members(dc: DiscordHarness) -> No
         settings = (await s.scalars(select(Community.settings))).all()
     assert results == ["refused: not an admin"] * (2 * len(ADMIN_CALLS))
     assert settings == [{}]
+
+
+async def test_personal_slash_answers_are_private(dc: DiscordHarness) -> None:
+    ephemeral = 1 << 6
+    private = await dc.slash(GUILD, GENERAL, CAROL, "ask", "how do I get a BSN")
+    public = await dc.slash(GUILD, GENERAL, MOD, "stats")
+    assert private.responses[0]["type"] == 5 and public.responses[0]["type"] == 5
+    assert private.responses[0]["data"]["flags"] & ephemeral
+    assert not (public.responses[0].get("data") or {}).get("flags", 0) & ephemeral
+    assert "BSN" in dc.fake.message(private.original_message_id or 0)["content"]
