@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Adapter, AdapterError, TransientAdapterError
@@ -40,6 +41,8 @@ PrepareHook = Callable[[AsyncSession, OutboxMessage, Outgoing], Awaitable[Outgoi
 
 MAX_SEND_ATTEMPTS = 8
 INBOX_RETENTION = timedelta(days=7)
+#: Seconds to wait before trying the store again after it failed.
+STORE_RETRY = 1.0
 
 
 @dataclass
@@ -131,10 +134,17 @@ class Hub:
         """Handle stored events in order, forever (pruning old handled ones now and then)."""
         next_prune = 0.0
         while True:
-            if time.monotonic() >= next_prune:
-                await self.prune_inbox()
-                next_prune = time.monotonic() + 3600
-            handled = await self.dispatch_pending()
+            try:
+                if time.monotonic() >= next_prune:
+                    await self.prune_inbox()
+                    next_prune = time.monotonic() + 3600
+                handled = await self.dispatch_pending()
+            except SQLAlchemyError:
+                # The store is unreachable or locked for now: nothing was marked handled, so
+                # the same events come round again once it answers.
+                log.exception("dispatcher: store failed; retrying in %.0fs", STORE_RETRY)
+                await asyncio.sleep(STORE_RETRY)
+                continue
             if not handled:
                 self.idle.set()
                 self._inbox_ready.clear()
@@ -219,10 +229,18 @@ class Hub:
         ready = self._outbox_ready[platform]
         while True:
             ready.clear()
-            async with self.db.session() as session:
-                rows = await OutboxRepo(session).pending(platform)
-            for row in rows:
-                await self._deliver(adapter, row)
+            try:
+                async with self.db.session() as session:
+                    rows = await OutboxRepo(session).pending(platform)
+                for row in rows:
+                    await self._deliver(adapter, row)
+            except SQLAlchemyError:
+                # A row whose result could not be recorded stays pending and is sent again
+                # (Discord's nonce makes that harmless there).
+                log.exception("sender %s: store failed; retrying in %.0fs", platform, STORE_RETRY)
+                await asyncio.sleep(STORE_RETRY)
+                ready.set()
+                continue
             if not rows:
                 if not ready.is_set():
                     self._sender_idle[platform].set()

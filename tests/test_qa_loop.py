@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from storage.models import Answer, FaqEntry, Thread
@@ -107,3 +108,29 @@ async def test_help_and_unknown_command(copss: Harness) -> None:
     assert "help" in reply.text and "Did you mean" in reply.text
     reply = await copss.command("ask", "how do I apply for DigiD")
     assert "DigiD" in reply.text
+
+
+async def test_store_failure_is_retried_not_fatal(
+    copss: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import bot.core
+
+    monkeypatch.setattr(bot.core, "STORE_RETRY", 0.01)
+    hub = copss.app.hub
+    assert hub is not None
+    real_finish = hub._finish
+    failures = [OperationalError("UPDATE outbox", {}, Exception("database is locked"))]
+
+    async def flaky_finish(*args: object, **kwargs: object) -> None:
+        if failures:
+            raise failures.pop()
+        await real_finish(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub, "_finish", flaky_finish)
+    await copss.say("How do I get a BSN number?", "alice")
+    said = copss.said()
+    # The send whose result could not be recorded is sent again: the reply arrives.
+    assert said and all("BSN" in s.text for s in said)
+    assert not failures
