@@ -100,9 +100,10 @@ async def test_faq_admin_commands(copss: Harness) -> None:
     assert "exists already" in (await copss.command("faq", f"add {add}")).text
     assert "four parts" in (await copss.command("faq", "add x | y")).text
     assert "https://" in (await copss.command("faq", "add a-b | q | a | http://x")).text
-    assert "Updated aliases" in (
-        await copss.command("faq", "edit bike-theft aliases fiets gestolen; bike stolen")
-    ).text
+    assert (
+        "Updated aliases"
+        in (await copss.command("faq", "edit bike-theft aliases fiets gestolen; bike stolen")).text
+    )
     assert "not a date" in (await copss.command("faq", "edit bike-theft reviewed soon")).text
     shown = (await copss.command("faq", "show bike-theft")).text
     assert "fiets gestolen" in shown and "politie.nl" in shown
