@@ -246,7 +246,8 @@ async def test_user_text_quoted_by_copss_pings_nobody(dc: DiscordHarness) -> Non
     # The interaction's answer replaced its "thinking…" message without allowing a ping.
     [patch] = fake.calls_to("PATCH", f"/webhooks/{fake.application_id}/")
     assert patch.json_body["allowed_mentions"] == NOBODY
-    assert record.responses == [{"type": 5}]  # deferred at once, answered later
+    # Deferred at once (privately: an ask is the member's own), answered later.
+    assert record.responses == [{"type": 5, "data": {"flags": 1 << 6}}]
 
 
 # -- commands and admins ------------------------------------------------------------------------
