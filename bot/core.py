@@ -9,6 +9,7 @@ Everything copss posts goes through the outbox table and is sent by one task per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,8 @@ MAX_SEND_ATTEMPTS = 8
 INBOX_RETENTION = timedelta(days=7)
 #: Seconds to wait before trying the store again after it failed.
 STORE_RETRY = 1.0
+#: Seconds between looks at the outbox when nothing woke the sender.
+SENDER_POLL = 2.0
 
 
 @dataclass
@@ -123,7 +126,9 @@ class Hub:
     async def sink(self, event: Event) -> None:
         """Store an incoming event; returns once it is durable (duplicates are dropped)."""
         async with self.db.session() as session:
-            stored = await InboxRepo(session).put(dedup_key(event), to_record(event))
+            stored = await InboxRepo(session).put(
+                dedup_key(event), to_record(event), event.channel.platform
+            )
         if stored is None:
             log.debug("duplicate event dropped: %s", dedup_key(event))
             return
@@ -159,10 +164,14 @@ class Hub:
         async with self.db.session() as session:
             return await InboxRepo(session).prune(utcnow() - INBOX_RETENTION)
 
+    def _mine(self) -> ColumnElement[bool]:
+        # Events of platforms this process runs (and any stored without a platform).
+        return or_(InboxEvent.platform.in_(list(self.adapters)), InboxEvent.platform.is_(None))
+
     async def _has_pending(self) -> bool:
         async with self.db.session() as session:
             found = await session.scalar(
-                select(InboxEvent.id).where(InboxEvent.handled_at.is_(None)).limit(1)
+                select(InboxEvent.id).where(InboxEvent.handled_at.is_(None), self._mine()).limit(1)
             )
         return found is not None
 
@@ -178,7 +187,7 @@ class Hub:
         async with self.db.session() as session:
             row = await session.scalar(
                 select(InboxEvent)
-                .where(InboxEvent.handled_at.is_(None))
+                .where(InboxEvent.handled_at.is_(None), self._mine())
                 .order_by(InboxEvent.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -244,7 +253,10 @@ class Hub:
             if not rows:
                 if not ready.is_set():
                     self._sender_idle[platform].set()
-                await ready.wait()
+                # Another process sharing the store may queue rows for this platform (a bridged
+                # copy handled there), so look again now and then even without a wake-up.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ready.wait(), SENDER_POLL)
 
     async def _deliver(self, adapter: Adapter, row: OutboxMessage) -> None:
         out = Outgoing(

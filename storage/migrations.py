@@ -7,6 +7,7 @@ are new migrations with explicit DDL.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +64,23 @@ def _initial(conn: Connection) -> None:
     conn.execute(insert(Community).values(name=DEFAULT_COMMUNITY, settings={}))
 
 
+def _inbox_platform(conn: Connection) -> None:
+    # Several processes can share one PostgreSQL store, each running some of the platforms; an
+    # event must be handled where its platform's adapter lives (admin checks ask it). A store
+    # created by migration 1 from the current models has the column already.
+    columns = {c["name"] for c in inspect(conn).get_columns("inbox")}
+    if "platform" not in columns:
+        conn.execute(text("ALTER TABLE inbox ADD COLUMN platform VARCHAR(16)"))
+    rows = conn.execute(text("SELECT id, payload FROM inbox WHERE platform IS NULL")).all()
+    for row_id, payload in rows:
+        data = json.loads(payload) if isinstance(payload, str) else payload
+        platform = ((data or {}).get("channel") or {}).get("platform")
+        conn.execute(
+            text("UPDATE inbox SET platform = :p WHERE id = :id"), {"p": platform, "id": row_id}
+        )
+    conn.execute(text("CREATE INDEX ix_inbox_platform_pending ON inbox (platform, handled_at)"))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step."""
@@ -72,7 +90,10 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema and search index", _initial),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema and search index", _initial),
+    Migration(2, "inbox events know their platform", _inbox_platform),
+)
 LATEST = MIGRATIONS[-1].version
 
 

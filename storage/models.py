@@ -229,6 +229,8 @@ class InboxEvent(Base):
     __table_args__ = (Index("ix_inbox_pending", "handled_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    #: The platform the event came from: each process handles the events of its own adapters.
+    platform: Mapped[str | None] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,42 @@ from bot.app import App
 from bot.config import Config, MatchingConfig, StorageConfig
 from storage.engine import Database, sqlite_url
 from storage.migrations import upgrade
+
+BASE_URL = os.environ.get("COPSS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+async def _server_answers() -> bool:
+    try:
+        import asyncpg
+    except ImportError:
+        return False
+    dsn = BASE_URL.replace("postgresql+asyncpg", "postgresql")
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(dsn), 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[Database]:
+    """A fresh database on the server, dropped afterwards."""
+    if not await _server_answers():
+        pytest.skip(f"no PostgreSQL server answers at {BASE_URL} (set COPSS_TEST_PG_URL)")
+    import asyncpg
+
+    name = f"copss_{uuid.uuid4().hex[:10]}"
+    dsn = BASE_URL.replace("postgresql+asyncpg", "postgresql")
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    db = Database(BASE_URL.rsplit("/", 1)[0] + "/" + name)
+    try:
+        yield db
+    finally:
+        await db.close()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @pytest.fixture

@@ -19,14 +19,16 @@ class InboxRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def put(self, dedup_key: str, payload: dict[str, Any]) -> int | None:
+    async def put(
+        self, dedup_key: str, payload: dict[str, Any], platform: str | None = None
+    ) -> int | None:
         """Store an event; returns its id, or None when it was stored before."""
         exists = await self.session.scalar(
             select(InboxEvent.id).where(InboxEvent.dedup_key == dedup_key)
         )
         if exists is not None:
             return None
-        row = InboxEvent(dedup_key=dedup_key, payload=payload)
+        row = InboxEvent(dedup_key=dedup_key, payload=payload, platform=platform)
         try:
             async with self.session.begin_nested():
                 self.session.add(row)

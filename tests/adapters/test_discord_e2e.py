@@ -19,7 +19,6 @@ from adapters.discord import DiscordAdapter
 from adapters.discord.adapter import copss_intents
 from adapters.text import split_text
 from bot.events import (
-    Author,
     ChannelRef,
     CommandEvent,
     DeleteEvent,
@@ -29,7 +28,10 @@ from bot.events import (
     Outgoing,
     ReactionEvent,
 )
+from faq.normalize import search_text
 from storage.models import Answer, InboxEvent, Message, OutboxMessage, Thread
+from storage.repos.conversation import ConversationRepo
+from storage.repos.threads import ThreadRepo
 from tests.adapters.dc_harness import MENU, TOKEN, WAIT, DiscordHarness, PortalFake
 from tests.fakes.discord_gateway import (
     ADMINISTRATOR,
@@ -120,15 +122,21 @@ async def test_question_pointed_at_answers_from_discord_and_telegram(dc: Discord
     assert await answers_to(dc, q) == [str(a)]  # a Discord reply is an answer
     assert await thread_status(dc, q) == "answered"
 
-    # A thread asked and answered on Telegram lands in the same community memory.
-    assert dc.app is not None and dc.app.hub is not None
-    tg, now = ChannelRef("telegram", "-1001234567890"), datetime.now(UTC)
-    tom, tess = Author("telegram", "42", "Tom"), Author("telegram", "43", "Tess")
+    # A thread asked and answered on Telegram (by the process running Telegram, sharing this
+    # store) lands in the same community memory.
+    now = datetime.now(UTC)
     ask = "Does anyone know a good dentist in Leiden taking new patients?"
-    await dc.app.hub.sink(MessageEvent(tg, "7", tom, ask, now))
     tip = "Tandartspraktijk Centrum in Leiden took me last month."
-    await dc.app.hub.sink(MessageEvent(tg, "8", tess, tip, now, reply_to="7"))
-    await dc.settle()
+    async with dc.db.session() as s:
+        repo = ConversationRepo(s)
+        chat = await repo.ensure_channel("telegram", "-1001234567890", None)
+        tom = await repo.ensure_member("telegram", "42", "Tom")
+        tess = await repo.ensure_member("telegram", "43", "Tess")
+        asked, _ = await repo.add_message(chat, "7", tom, ask, now)
+        told, _ = await repo.add_message(chat, "8", tess, tip, now, reply_to="7")
+        threads = ThreadRepo(s)
+        thread = await threads.create(chat.community_id, asked, ask, search_text([ask]), now)
+        await threads.add_answer(thread, told)
 
     q2 = await dc.say(GENERAL, CAROL, "where to buy cheap oat milk around utrecht centraal?")
     [reply] = dc.replies_to(q2)

@@ -38,11 +38,13 @@ class TelegramHarness:
         api: FakeTelegramAPI,
         tmp_path: Path,
         extra_adapters: Sequence[Adapter] = (),
+        url: str | None = None,
         **adapter_kw: Any,
     ) -> None:
         self.api = api
         self.extra_adapters = list(extra_adapters)
-        self.config = Config(storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")))
+        store = url or sqlite_url(tmp_path / "copss.db")
+        self.config = Config(storage=StorageConfig(url=store))
         self.adapter_kw = adapter_kw
         self.app: App | None = None
         self.task: asyncio.Task[None] | None = None

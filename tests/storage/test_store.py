@@ -126,3 +126,34 @@ async def test_inbox_prune_keeps_pending_and_recent(db: Database) -> None:
         assert await InboxRepo(s).prune(datetime.now(UTC) - timedelta(days=7)) == 1
         keys = (await s.scalars(select(InboxEvent.dedup_key))).all()
     assert sorted(keys) == ["b", "c"]
+
+
+async def test_migration_2_backfills_inbox_platform(tmp_path: Path) -> None:
+    """A store created at schema 1 (without inbox.platform) is upgraded and back-filled."""
+    import json
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    db = Database(sqlite_url(path))
+    await upgrade(db)
+    await db.close()
+    # Turn it into what version 1 looked like: no platform column, no version 2.
+    con = sqlite3.connect(path)
+    con.execute("DROP INDEX ix_inbox_platform_pending")
+    con.execute("ALTER TABLE inbox DROP COLUMN platform")
+    con.execute("DELETE FROM schema_version WHERE version = 2")
+    payload = {"kind": "message", "channel": {"platform": "telegram", "chat_id": "-1"}}
+    con.execute(
+        "INSERT INTO inbox (dedup_key, payload, received_at) VALUES (?, ?, '2026-01-01')",
+        ("k1", json.dumps(payload)),
+    )
+    con.commit()
+    con.close()
+    db = Database(sqlite_url(path))
+    try:
+        assert await upgrade(db) == [2]
+        async with db.session() as s:
+            platform = await s.scalar(text("SELECT platform FROM inbox WHERE dedup_key = 'k1'"))
+        assert platform == "telegram"
+    finally:
+        await db.close()
