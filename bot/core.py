@@ -363,14 +363,6 @@ class Hub:
             for hook in self.sent_hooks:
                 await hook(session, fresh, message_id)
 
-    async def outbox_drained(self) -> bool:
-        """Whether nothing is left to send."""
-        async with self.db.session() as session:
-            found = await session.scalar(
-                select(OutboxMessage.id).where(OutboxMessage.state == "pending").limit(1)
-            )
-        return found is None
-
     # -- admin truth ---------------------------------------------------------------------------
 
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:

@@ -95,10 +95,7 @@ class Harness:
 
     def said(self) -> list[Said]:
         """Everything copss said and nobody popped yet."""
-        out = []
-        while self.console.pending_said():
-            out.append(self.console._said.get_nowait())
-        return out
+        return self.console.drain()
 
 
 def make_config(tmp_path: Path, **matching: float | bool) -> Config:

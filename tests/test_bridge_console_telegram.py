@@ -28,8 +28,7 @@ async def bridged(tmp_path: Path) -> AsyncIterator[tuple[TelegramHarness, Consol
         await harness.push(api.message_update(GROUP, ADMIN, "/link console:console"))
         assert "Linked" in api.sent_messages(GROUP)[-1]["text"]
         console.said.clear()
-        while console.pending_said():
-            await console.pop(0.1)
+        console.drain()
         try:
             yield harness, console
         finally:

@@ -194,9 +194,12 @@ class ConsoleAdapter(Adapter):
         """The next thing copss said (waits up to ``timeout`` seconds)."""
         return await asyncio.wait_for(self._said.get(), timeout)
 
-    def pending_said(self) -> int:
-        """How many said messages have not been popped."""
-        return self._said.qsize()
+    def drain(self) -> list[Said]:
+        """Everything said and not popped yet (without waiting)."""
+        out = []
+        while not self._said.empty():
+            out.append(self._said.get_nowait())
+        return out
 
     # -- internals -----------------------------------------------------------------------------
 

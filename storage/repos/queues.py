@@ -92,7 +92,3 @@ class OutboxRepo:
             .limit(limit)
         )
         return rows.all()
-
-    async def get(self, row_id: int) -> OutboxMessage | None:
-        """One outbox row."""
-        return await self.session.get(OutboxMessage, row_id)

@@ -51,3 +51,31 @@ class WatchesEvents:
         future: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
         self._waiters.append((predicate, future))
         return await asyncio.wait_for(future, within)
+
+    async def start_watched(
+        self, app: App, ready: asyncio.Event, within: float = 10.0
+    ) -> asyncio.Task[None]:
+        """Enter ``app``, record every event its hub stores, run it, and return its task once
+        ``ready`` is set (e.g. the Discord adapter's catch-up); fails if copss stops first."""
+        await app.__aenter__()
+        hub = app.hub
+        assert hub is not None
+        store = hub.sink
+
+        async def observed(event: Event) -> None:
+            await store(event)
+            self._note(event)
+
+        hub.sink = observed  # type: ignore[method-assign]
+        task = asyncio.create_task(app.run(handle_signals=False))
+        waiting = asyncio.create_task(ready.wait())
+        done, _ = await asyncio.wait(
+            {task, waiting}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiting.cancel()
+        if task in done:
+            task.result()
+            raise RuntimeError("copss stopped while starting")
+        if waiting not in done:
+            raise TimeoutError("copss did not get ready in time")
+        return task

@@ -109,27 +109,7 @@ class BridgeHarness(WatchesEvents):
         self.discord = DiscordAdapter(DISCORD_TOKEN, commands=MENU, guild_ready_timeout=0.05)
         polls = len(self.tg.calls_to("getUpdates"))
         self.app = App(self.config, adapters=[telegram, self.discord])
-        await self.app.__aenter__()
-        hub = self.app.hub
-        assert hub is not None
-        store = hub.sink
-
-        async def observed(event: Event) -> None:
-            await store(event)
-            self._note(event)
-
-        hub.sink = observed  # type: ignore[method-assign]
-        self.task = asyncio.create_task(self.app.run(handle_signals=False))
-        caught_up = asyncio.create_task(self.discord.caught_up.wait())
-        done, _ = await asyncio.wait(
-            {self.task, caught_up}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
-        )
-        caught_up.cancel()
-        if self.task in done:
-            self.task.result()
-            raise RuntimeError("copss stopped while starting")
-        if caught_up not in done:
-            raise TimeoutError("copss did not catch up on Discord in time")
+        self.task = await self.start_watched(self.app, self.discord.caught_up, WAIT)
         await self.tg.wait_for_calls("getUpdates", count=polls + 1, within=WAIT)
 
     async def wait_discord(self, message_id: int | str, kind: type[Any] | None = None) -> Event:

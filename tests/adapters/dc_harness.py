@@ -76,27 +76,7 @@ class DiscordHarness(WatchesEvents):
         self._patch.enter_context(patch_discord(self.fake))
         self.adapter = DiscordAdapter(TOKEN, commands=MENU, guild_ready_timeout=0.05)
         self.app = App(self.config, adapters=[self.adapter])
-        await self.app.__aenter__()
-        hub = self.app.hub
-        assert hub is not None
-        store = hub.sink
-
-        async def observed(event: Event) -> None:
-            await store(event)
-            self._note(event)
-
-        hub.sink = observed  # type: ignore[method-assign]
-        self.task = asyncio.create_task(self.app.run(handle_signals=False))
-        caught_up = asyncio.create_task(self.adapter.caught_up.wait())
-        done, _ = await asyncio.wait(
-            {self.task, caught_up}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
-        )
-        caught_up.cancel()
-        if self.task in done:
-            self.task.result()
-            raise RuntimeError("copss stopped while starting")
-        if caught_up not in done:
-            raise TimeoutError("copss did not catch up in time")
+        self.task = await self.start_watched(self.app, self.adapter.caught_up, WAIT)
 
     async def wait_message(self, message_id: int | str, kind: type[Any] | None = None) -> Event:
         """Wait until the event for a message (of ``kind``, if given) reached the hub."""
