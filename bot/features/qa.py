@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,6 +20,7 @@ from bot.events import (
 from bot.features.answers import answerable, compose
 from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
+from faq.gratitude import is_thanks
 from faq.matcher import Gate, LexicalMatcher, Matcher
 from faq.normalize import search_text
 from storage.models import (
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 
 SOLVED_EMOJI = frozenset({"✅", "✔️", "☑️", "👍"})
 UNHELPFUL_EMOJI = frozenset({"❌", "👎"})
-_THANKS = re.compile(
-    r"\b(thanks|thank you|thx|ty|cheers|solved|bedankt|dank je|dankjewel|dank u|top)\b",
-    re.IGNORECASE,
-)
 
 
 class QaFeature:
@@ -132,7 +128,7 @@ class QaFeature:
         )
         is_asker = question is not None and question.member_id == member.id
         if is_asker:
-            if _THANKS.search(message.text):
+            if is_thanks(message.text):
                 await threads.mark_solved(thread, answer_to)
             return True
         await threads.add_answer(thread, message)
