@@ -8,7 +8,8 @@ Reads ``tests/faq/data/thanks_dev.jsonl`` (the rules were tuned on it) and
 ``tests/faq/data/thanks_heldout.jsonl`` (written before the rules, never tuned on; see the
 README there). Prints precision, recall and F1 per split, overall and per language, for
 ``faq.gratitude.is_thanks`` and, from the same run, for the keyword regex copss used before
-(``OLD_THANKS``). ``--errors`` also lists every misclassified reply with its reason.
+(``OLD_THANKS``), then the mean time per reply. ``--errors`` also lists every misclassified
+reply with its reason.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from pathlib import Path
 from faq.gratitude import detect_thanks, is_thanks
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "faq" / "data"
+ROUNDS = 50
 SPLITS = {"dev": DATA / "thanks_dev.jsonl", "held-out": DATA / "thanks_heldout.jsonl"}
 
 #: The keyword search bot/features/qa.py used before faq.gratitude, kept for comparison.
@@ -147,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     splits = {name: load(path) for name, path in SPLITS.items()}
     print("\n".join(table(splits, {"gratitude": is_thanks, "old regex": old_is_thanks})))
+    texts = [ex.text for examples in splits.values() for ex in examples]
+    started = time.perf_counter()
+    for _ in range(ROUNDS):
+        for text in texts:
+            detect_thanks(text)
+    per_reply = (time.perf_counter() - started) / (ROUNDS * len(texts))
+    print(f"\nfaq.gratitude: {per_reply * 1e6:.1f} µs per reply (mean of {ROUNDS} rounds)")
     if args.errors:
         wrong = errors(splits)
         print(f"\nfaq.gratitude misclassified: {len(wrong)}")
