@@ -81,7 +81,7 @@ def _set(words: str) -> frozenset[str]:
 # One-word thank-yous, including the usual typos and chat spellings.
 _THANK_WORDS: Final = _set(
     """
-    thanks thank thanx thnx thx thxx tnx thnks thks tks thnaks thansk thakns thaks thanks
+    thanks thank thanx thnx thx thxx tnx thnks thks tks thnaks thansk thakns thaks
     thankyou thanku ty tyvm tysm cheers appreciated grateful thankful
     bedankt bedank dank dankje dankjewel dankjwl dankuwel danku dankjullie dankbaar
     merci mercikes mercie danke gracias
@@ -93,7 +93,7 @@ _THANK_RE: Final = re.compile(r"th+a+n+k+s+|than+x+|bedank+t+|dankje+|dankjewe+l
 _THANK_NOT_NEXT: Final = _set("god goodness heavens heaven lord fuck")
 _APPRECIATE_NEXT: Final = _set("it that this the your you u ya all everything")
 # "I'd appreciate", "would be appreciated", "any help appreciated": asking, not thanking.
-_WOULD: Final = _set("would i'd id we'd d will be any")
+_WOULD: Final = _set("would i'd id we'd will be any")
 
 _DECLINE: Final = _set("no nah nope nee neen")
 # Thank-yous that do not close: in advance, anyway, for trying, for nothing.
@@ -139,7 +139,7 @@ _SUCCESS_SUBJECTS: Final = _set(
 _SUCCESS_NEXT: Final = _set(
     """
     now like perfectly fine great again thanks thx ty out it already nu weer prima perfect
-    prima bedankt
+    bedankt
     """
 )
 # "fixed price", "sorted by date": only these contexts make "fixed"/"sorted" a solved statement.
