@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from storage.engine import Database, StorageError, _reason
 from storage.models import Base, Community, SchemaVersion
+from storage.repos.communities import split_by_links
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,38 @@ def _inbox_platform(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_inbox_platform_pending ON inbox (platform, handled_at)"))
 
 
+def _communities_per_chat(conn: Connection) -> None:
+    # Every chat used to join one shared community, so an admin of any group administered
+    # everyone's knowledge base. Each group of chats joined by active links now gets its own
+    # community (the first keeps the old one, its settings and audit log); the old community's
+    # FAQ entries are copied to each, so no group loses one. Global entries become read-only
+    # from chat: a community hides one with a ``hidden`` row of the same slug.
+    columns = {c["name"] for c in inspect(conn).get_columns("faq_entry")}
+    if "hidden" not in columns:
+        false = "0" if conn.dialect.name == "sqlite" else "false"
+        conn.execute(
+            text(f"ALTER TABLE faq_entry ADD COLUMN hidden BOOLEAN NOT NULL DEFAULT {false}")
+        )
+    for (community_id,) in conn.execute(text("SELECT id FROM community ORDER BY id")).all():
+        split_by_links(conn, int(community_id))
+
+
+def _copy_chunks(conn: Connection) -> None:
+    # A bridged copy longer than its platform allows is several messages; all their ids are
+    # kept so that edits and deletes reach every one. Copies made before knew only their
+    # first chunk. A store created by migration 1 from the current models has the column.
+    columns = {c["name"] for c in inspect(conn).get_columns("message_copy")}
+    if "chunk_ids" in columns:
+        return
+    conn.execute(text("ALTER TABLE message_copy ADD COLUMN chunk_ids JSON NOT NULL DEFAULT '[]'"))
+    first = (
+        "json_array(copy_platform_message_id)"
+        if conn.dialect.name == "sqlite"
+        else "json_build_array(copy_platform_message_id)"
+    )
+    conn.execute(text(f"UPDATE message_copy SET chunk_ids = {first}"))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step."""
@@ -93,6 +126,10 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema and search index", _initial),
     Migration(2, "inbox events know their platform", _inbox_platform),
+    Migration(
+        3, "each chat its own community; global FAQ entries read-only", _communities_per_chat
+    ),
+    Migration(5, "bridged copies keep every chunk's id", _copy_chunks),
 )
 LATEST = MIGRATIONS[-1].version
 

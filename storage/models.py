@@ -148,7 +148,11 @@ class Answer(Base):
 
 
 class FaqEntry(Base):
-    """A curated knowledge-base entry (global when ``community_id`` is NULL)."""
+    """A curated knowledge-base entry (global when ``community_id`` is NULL).
+
+    Global entries are the operator's (``copss kb load``) and read-only from chat; a community
+    row with the same slug overrides the global one for that community (or hides it).
+    """
 
     __tablename__ = "faq_entry"
     __table_args__ = (UniqueConstraint("community_id", "slug"),)
@@ -165,6 +169,8 @@ class FaqEntry(Base):
     search_text: Mapped[str] = mapped_column(Text, default="")
     helpful: Mapped[int] = mapped_column(Integer, default=0)
     not_helpful: Mapped[int] = mapped_column(Integer, default=0)
+    #: A community's row that hides the global entry of the same slug for that community.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class BridgeLink(Base):
@@ -189,7 +195,10 @@ class MessageCopy(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     original_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
     channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
+    #: The copy's first chunk (what replies to the copy point at).
     copy_platform_message_id: Mapped[str] = mapped_column(String(64))
+    #: Every chunk the copy was split into on its platform, first first (edits change them).
+    chunk_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Suggestion(Base):
@@ -251,7 +260,8 @@ class OutboxMessage(Base):
     reply_to: Mapped[str | None] = mapped_column(String(64))
     as_name: Mapped[str | None] = mapped_column(String(200))
     origin: Mapped[str | None] = mapped_column(String(200))
-    #: What to do once sent, e.g. ``{"suggestion_id": 3}``.
+    #: What to do once sent, e.g. ``{"suggestion_id": 3}``; the hub adds ``chunks``: the ids
+    #: of every chunk of the message posted so far (``bot.core.CHUNKS``).
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -91,10 +91,32 @@ def test_kb_load_and_malformed_file(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["matches"][0]["title"] == "What do I do when my bike is stolen?"
 
     bad = tmp_path / "bad.json"
-    bad.write_text('{"entries": [{"slug": "x", "question": "q?"}]}')
+    bad.write_text('{"entries": [{"slug": "xy", "question": "q?"}]}')
     out = copss(tmp_path, "kb", "load", str(bad))
     assert out.returncode == 2
-    assert "bad.json: entry 1 (x): 'answer' must be a non-empty string" in out.stderr
+    assert "bad.json: entry 1 (xy): 'answer' must be a non-empty string" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        # What chat's `faq add` refuses, `kb load` refuses too: one validator.
+        ({"slug": "Bad Slug!"}, "slug 'Bad Slug!' must be 2-100 lowercase letters"),
+        ({"slug": "x"}, "slug 'x' must be 2-100 lowercase letters"),
+        ({"slug": "ok", "anwser": "typo"}, "unknown field(s) 'anwser'"),
+        ({"slug": "ok", "source_url": "http://x.nl"}, "'source_url' must be an https:// link"),
+        ({"slug": "ok", "source_url": "https://a b"}, "'source_url' must be an https:// link"),
+        ({"slug": "ok", "answer": "a" * 3001}, "'answer' is longer than 3000"),
+    ],
+)
+def test_kb_load_uses_the_chat_rules(tmp_path: Path, entry: dict[str, str], message: str) -> None:
+    full = {"question": "How?", "answer": "Like this.", **entry}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"entries": [full]}))
+    out = copss(tmp_path, "kb", "load", str(bad))
+    assert out.returncode == 2
+    assert message in out.stderr
     assert "Traceback" not in out.stderr
 
 

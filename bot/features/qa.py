@@ -18,11 +18,12 @@ from bot.events import (
     ReactionEvent,
 )
 from bot.features.answers import answerable, compose
+from bot.features.indexing import matcher_for, synonyms_for
 from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
 from faq.gratitude import is_thanks
+from faq.index_text import thread_search_text
 from faq.matcher import Gate, LexicalMatcher, Matcher
-from faq.normalize import search_text
 from storage.models import (
     Answer,
     Channel,
@@ -144,11 +145,11 @@ class QaFeature:
             channel.community_id,
             message,
             event.text,
-            search_text([event.text], settings.synonyms),
+            thread_search_text(event.text, settings.synonyms),
             event.sent_at,
         )
         # A community with its own synonyms needs them on the query side too.
-        matcher = LexicalMatcher(settings.synonyms) if settings.synonym_groups else self.matcher
+        matcher = matcher_for(self.matcher, settings.synonyms)
         matches = await matcher.match(
             SearchRepo(ctx.session),
             event.text,
@@ -189,8 +190,9 @@ class QaFeature:
         message.edited_at = event.edited_at
         thread = await ThreadRepo(ctx.session).by_question(message.id)
         if thread is not None:
+            synonyms = await synonyms_for(ctx.session, thread.community_id)
             await ThreadRepo(ctx.session).update_question(
-                thread, event.text, search_text([event.text])
+                thread, event.text, thread_search_text(event.text, synonyms)
             )
 
     async def on_delete(self, event: DeleteEvent, ctx: Context) -> None:

@@ -32,9 +32,18 @@ class CommunitySettings:
             margin=defaults.margin,
             max_suggestions=defaults.max_suggestions,
         )
-        groups = tuple(tuple(g) for g in raw.get(SYNONYMS, []) if g)
-        synonyms = DEFAULT.extended(groups) if groups else DEFAULT
-        return cls(gate, synonyms, groups)
+        groups = _groups(raw)
+        return cls(gate, DEFAULT.extended(groups) if groups else DEFAULT, groups)
+
+
+def _groups(raw: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(g) for g in raw.get(SYNONYMS, []) if g)
+
+
+def community_synonyms(community: Community | None) -> Synonyms:
+    """The built-in synonyms extended with the community's own groups."""
+    groups = _groups(dict(community.settings or {})) if community else ()
+    return DEFAULT.extended(groups) if groups else DEFAULT
 
 
 def update_settings(community: Community, **changes: Any) -> None:

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.migrations import DEFAULT_COMMUNITY
 from storage.models import Channel, Community, Member, Message, MessageCopy
+from storage.repos.communities import new_community
 
 
 class ConversationRepo:
@@ -16,17 +16,6 @@ class ConversationRepo:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def default_community(self) -> Community:
-        """The community channels join unless an admin links them elsewhere."""
-        found = await self.session.scalar(
-            select(Community).where(Community.name == DEFAULT_COMMUNITY)
-        )
-        if found is None:
-            found = Community(name=DEFAULT_COMMUNITY, settings={})
-            self.session.add(found)
-            await self.session.flush()
-        return found
 
     async def community(self, community_id: int) -> Community | None:
         """A community by id."""
@@ -45,12 +34,21 @@ class ConversationRepo:
     async def ensure_channel(
         self, platform: str, chat_id: str, thread_id: str | None, title: str | None = None
     ) -> Channel:
-        """The channel, created in the default community on first sight."""
+        """The channel, created on first sight in its chat's community: a topic or thread
+        joins the community of its chat, a new chat gets a community of its own."""
         found = await self.channel(platform, chat_id, thread_id)
         if found is None:
-            community = await self.default_community()
+            community_id = await self.session.scalar(
+                select(Channel.community_id)
+                .where(Channel.platform == platform, Channel.chat_id == chat_id)
+                .limit(1)
+            )
+            if community_id is None:
+                community_id = await self.session.run_sync(
+                    lambda s: new_community(s.connection(), platform, chat_id, {})
+                )
             found = Channel(
-                community_id=community.id,
+                community_id=community_id,
                 platform=platform,
                 chat_id=chat_id,
                 thread_id=thread_id or "",

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from storage.models import FaqEntry
@@ -45,11 +46,28 @@ class FaqRepo:
         await self.session.flush()
         return created
 
+    async def effective(self, community_id: int | None, slug: str) -> FaqEntry | None:
+        """The entry a community sees under ``slug``: its own row (None when that row hides
+        the global entry), else the global one."""
+        if community_id is not None:
+            own = await self.by_slug(community_id, slug)
+            if own is not None:
+                return None if own.hidden else own
+        return await self.by_slug(None, slug)
+
     async def all(self, community_id: int | None = None) -> Sequence[FaqEntry]:
-        """Global entries plus the community's own, by slug."""
+        """The entries a community sees, by slug: its own (not hidden) and the global ones it
+        has not overridden or hidden. Without a community: the global entries."""
+        mine = aliased(FaqEntry)
         scope: list[ColumnElement[bool]] = [FaqEntry.community_id.is_(None)]
         if community_id is not None:
-            scope.append(FaqEntry.community_id == community_id)
+            scope = [
+                and_(
+                    FaqEntry.community_id.is_(None),
+                    ~exists().where(mine.community_id == community_id, mine.slug == FaqEntry.slug),
+                ),
+                and_(FaqEntry.community_id == community_id, FaqEntry.hidden.is_(False)),
+            ]
         rows = await self.session.scalars(
             select(FaqEntry).where(or_(*scope)).order_by(FaqEntry.slug)
         )

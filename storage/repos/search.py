@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Integer, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Answer, FaqEntry, Thread
@@ -39,6 +39,17 @@ FREQ_CACHE_MIN = 1_000
 FREQ_TTL = 600.0
 _FREQ_CACHE_SIZE = 50_000
 _freq_cache: dict[tuple[str, str], tuple[int, float]] = {}
+
+
+#: Which threads a community sees (``:c``; NULL: every community's, for the operator's
+#: ``copss ask``), as SQL over a thread alias ``{t}``.
+_THREAD_SCOPE = "(CAST(:c AS INTEGER) IS NULL OR {t}.community_id = :c)"
+#: Which FAQ entries a community sees: its own unless hidden, and the global ones it has not
+#: overridden or hidden with a row of the same slug (without a community: the global ones).
+_ENTRY_SCOPE = (
+    "(NOT {f}.hidden AND ({f}.community_id = :c OR ({f}.community_id IS NULL AND NOT EXISTS "
+    "(SELECT 1 FROM faq_entry o WHERE o.community_id = :c AND o.slug = {f}.slug))))"
+)
 
 
 @dataclass(frozen=True)
@@ -107,8 +118,8 @@ class SearchRepo:
             return []
         if self.dialect == "sqlite":
             return await self._sqlite_candidates(terms, community_id, limit, freq)
-        ranked = await self._postgres_ranked(terms, limit)
-        return await self._load(ranked, community_id)
+        ranked = await self._postgres_ranked(terms, community_id, limit)
+        return await self._load(ranked)
 
     async def document_frequencies(self, terms: list[str]) -> tuple[dict[str, int], int]:
         """How many indexed documents contain each term (as the index matches it: by stem on
@@ -200,11 +211,27 @@ class SearchRepo:
             if top is None:
                 top = int(await self.session.scalar(text("SELECT max(rowid) FROM search_fts")) or 0)
             floor = int(top * (1.0 - share))
+        hits = await self._sqlite_query(chosen, community_id, limit, floor)
+        if floor and len(hits) < limit:
+            # The newest rows held too few of this community's documents: search them all.
+            hits = await self._sqlite_query(chosen, community_id, limit, 0)
+        return hits
+
+    async def _sqlite_query(
+        self, chosen: list[str], community_id: int | None, limit: int, floor: int
+    ) -> list[SearchHit]:
         # One round trip: the full-text hits joined to their thread or entry and the thread's
-        # answer count and best answer votes.
+        # answer count and best answer votes. Which community may see a document is decided
+        # inside the full-text query, before its LIMIT: filtering afterwards would let another
+        # community's documents crowd out this one's.
         sql = text(
-            "WITH hits AS (SELECT rowid AS k, bm25(search_fts) AS r FROM search_fts "
-            "WHERE search_fts MATCH :q AND rowid >= :floor ORDER BY r LIMIT :limit) "
+            "WITH hits AS (SELECT search_fts.rowid AS k, bm25(search_fts) AS r FROM search_fts "
+            "LEFT JOIN thread ht ON search_fts.rowid % 2 = 0 AND ht.id = search_fts.rowid / 2 "
+            "LEFT JOIN faq_entry hf ON search_fts.rowid % 2 = 1 AND hf.id = search_fts.rowid / 2 "
+            "WHERE search_fts MATCH :q AND search_fts.rowid >= :floor AND ("
+            f"(ht.id IS NOT NULL AND ht.status != 'deleted' AND {_THREAD_SCOPE.format(t='ht')}) "
+            f"OR (hf.id IS NOT NULL AND {_ENTRY_SCOPE.format(f='hf')})) "
+            "ORDER BY r LIMIT :limit) "
             "SELECT hits.k, -hits.r AS rank, "
             "t.community_id AS t_community, t.search_text AS t_text, t.status, t.asked_at, "
             "t.accepted_answer_id, "
@@ -219,16 +246,17 @@ class SearchRepo:
         ).columns(asked_at=Thread.__table__.c.asked_at.type)
         rows = await self.session.execute(
             sql,
-            {"q": " OR ".join(_fts_quote(t) for t in chosen), "floor": floor, "limit": limit},
+            {
+                "q": " OR ".join(_fts_quote(t) for t in chosen),
+                "floor": floor,
+                "limit": limit,
+                "c": community_id,
+            },
         )
         hits: list[SearchHit] = []
         for row in rows.all():
             ref = int(row.k) // 2
             if int(row.k) % 2 == 0:
-                if row.status is None or row.status == "deleted":
-                    continue
-                if community_id is not None and row.t_community != community_id:
-                    continue
                 hits.append(
                     SearchHit(
                         "thread",
@@ -244,8 +272,6 @@ class SearchRepo:
                     )
                 )
             elif row.f_id is not None:
-                if row.f_community is not None and row.f_community != community_id:
-                    continue
                 hits.append(
                     SearchHit(
                         "faq",
@@ -262,24 +288,27 @@ class SearchRepo:
                 )
         return hits
 
-    async def _postgres_ranked(self, terms: list[str], limit: int) -> list[tuple[int, float]]:
+    async def _postgres_ranked(
+        self, terms: list[str], community_id: int | None, limit: int
+    ) -> list[tuple[int, float]]:
         query = " | ".join(dict.fromkeys(_ts_lexeme(t) for t in terms))
+        # The community scope is part of the ranked query, before its LIMIT.
         sql = text(
-            "SELECT id * 2 AS k, ts_rank(to_tsvector('simple', search_text), q) AS r "
-            "FROM thread, to_tsquery('simple', :q) q "
-            "WHERE status != 'deleted' AND to_tsvector('simple', search_text) @@ q "
+            "SELECT t.id * 2 AS k, ts_rank(to_tsvector('simple', t.search_text), q) AS r "
+            "FROM thread t, to_tsquery('simple', :q) q "
+            "WHERE t.status != 'deleted' AND to_tsvector('simple', t.search_text) @@ q "
+            f"AND {_THREAD_SCOPE.format(t='t')} "
             "UNION ALL "
-            "SELECT id * 2 + 1, ts_rank(to_tsvector('simple', search_text), q) "
-            "FROM faq_entry, to_tsquery('simple', :q) q "
-            "WHERE to_tsvector('simple', search_text) @@ q "
+            "SELECT f.id * 2 + 1, ts_rank(to_tsvector('simple', f.search_text), q) "
+            "FROM faq_entry f, to_tsquery('simple', :q) q "
+            "WHERE to_tsvector('simple', f.search_text) @@ q "
+            f"AND {_ENTRY_SCOPE.format(f='f')} "
             "ORDER BY r DESC LIMIT :limit"
-        )
-        rows = await self.session.execute(sql, {"q": query, "limit": limit})
+        ).bindparams(bindparam("c", type_=Integer))
+        rows = await self.session.execute(sql, {"q": query, "limit": limit, "c": community_id})
         return [(int(k), float(r)) for k, r in rows.all()]
 
-    async def _load(
-        self, ranked: list[tuple[int, float]], community_id: int | None
-    ) -> list[SearchHit]:
+    async def _load(self, ranked: list[tuple[int, float]]) -> list[SearchHit]:
         thread_ids = [k // 2 for k, _ in ranked if k % 2 == 0]
         faq_ids = [k // 2 for k, _ in ranked if k % 2 == 1]
         # Plain column selects: ORM objects for fifty candidates would cost more than the
@@ -323,8 +352,6 @@ class SearchRepo:
                 t = threads.get(ref)
                 if t is None or t.status == "deleted":
                     continue
-                if community_id is not None and t.community_id != community_id:
-                    continue
                 n_answers, votes = answers.get(ref, (0, 0))
                 hits.append(
                     SearchHit(
@@ -343,8 +370,6 @@ class SearchRepo:
             else:
                 f = faqs.get(ref)
                 if f is None:
-                    continue
-                if f.community_id is not None and f.community_id != community_id:
                     continue
                 hits.append(
                     SearchHit(

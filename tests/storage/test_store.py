@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from faq.matcher import LexicalMatcher
 from faq.normalize import search_text
 from storage.engine import Database, StorageError, sqlite_url
-from storage.migrations import LATEST, schema_version, upgrade
+from storage.migrations import LATEST, MIGRATIONS, schema_version, upgrade
 from storage.repos.conversation import ConversationRepo
 from storage.repos.queues import InboxRepo
 from storage.repos.search import SearchRepo
@@ -141,7 +141,7 @@ async def test_migration_2_backfills_inbox_platform(tmp_path: Path) -> None:
     con = sqlite3.connect(path)
     con.execute("DROP INDEX ix_inbox_platform_pending")
     con.execute("ALTER TABLE inbox DROP COLUMN platform")
-    con.execute("DELETE FROM schema_version WHERE version = 2")
+    con.execute("DELETE FROM schema_version WHERE version >= 2")
     payload = {"kind": "message", "channel": {"platform": "telegram", "chat_id": "-1"}}
     con.execute(
         "INSERT INTO inbox (dedup_key, payload, received_at) VALUES (?, ?, '2026-01-01')",
@@ -151,7 +151,7 @@ async def test_migration_2_backfills_inbox_platform(tmp_path: Path) -> None:
     con.close()
     db = Database(sqlite_url(path))
     try:
-        assert await upgrade(db) == [2]
+        assert await upgrade(db) == [m.version for m in MIGRATIONS if m.version >= 2]
         async with db.session() as s:
             platform = await s.scalar(text("SELECT platform FROM inbox WHERE dedup_key = 'k1'"))
         assert platform == "telegram"

@@ -6,7 +6,9 @@ from sqlalchemy import or_, select
 
 from bot.events import PLATFORMS
 from bot.features.commands.base import Command, Invocation, UsageError
+from bot.features.indexing import reindex_community
 from storage.models import BridgeLink, Channel
+from storage.repos.communities import merge_into, split_by_links
 from storage.repos.conversation import ConversationRepo
 
 
@@ -52,8 +54,15 @@ async def link(inv: Invocation) -> str:
         return f"{here} and {describe(other)} are linked already."
     if found is not None and found.channel_b_id == inv.channel.id:
         found.status = "active"
-        # Bridged channels share one memory: the other side joins this side's community.
-        other.community_id = inv.channel.community_id
+        # Bridged channels share one memory: the other side's community (its chats, threads,
+        # FAQ entries and audit log) joins this side's. Admins of both sides agreed to it.
+        keep, gone = inv.channel.community_id, other.community_id
+        session = inv.ctx.session
+        await session.flush()
+        if keep != gone:
+            await session.run_sync(lambda s: merge_into(s.connection(), keep, gone))
+            other.community_id = keep
+            await reindex_community(session, keep)
         return f"Linked {here} with {describe(other)}: messages now relay both ways."
     if found is None:
         inv.ctx.session.add(
@@ -74,7 +83,14 @@ async def unlink(inv: Invocation) -> str:
     found = await _between(inv, other) if other is not None else None
     if found is None or other is None:
         raise UsageError(f"This channel is not linked with {inv.args.strip()[:60]}.")
-    await inv.ctx.session.delete(found)
+    session = inv.ctx.session
+    await session.delete(found)
+    await session.flush()
+    # Chats no longer connected by any link part: each keeps its own threads and a copy of
+    # the entries and settings they shared.
+    here = (inv.channel.platform, inv.channel.chat_id)
+    community_id = inv.channel.community_id
+    await session.run_sync(lambda s: split_by_links(s.connection(), community_id, keep=here))
     return f"Unlinked {describe(inv.channel)} and {describe(other)}."
 
 

@@ -10,12 +10,12 @@ from sqlalchemy import func, select, update
 from bot.events import ChannelRef, Outgoing
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
 from bot.features.commands.member import thread_for_reply
+from bot.features.indexing import reindex_community
 from bot.features.settings import ANSWER_AT, SUGGEST_AT, SYNONYMS, update_settings
-from faq.normalize import DEFAULT, Synonyms, clean, search_text
+from faq.normalize import clean
 from storage.models import (
     AuditLog,
     Channel,
-    FaqEntry,
     Message,
     MessageCopy,
     Suggestion,
@@ -49,23 +49,6 @@ async def threshold(inv: Invocation) -> str:
     return f"Set the {which.casefold()} level to {number:.2f}."
 
 
-async def _reindex(inv: Invocation, synonyms: Synonyms) -> int:
-    s = inv.ctx.session
-    threads = (await s.scalars(select(Thread).where(Thread.community_id == inv.community.id))).all()
-    for thread in threads:
-        thread.search_text = search_text([thread.question_text], synonyms)
-    entries = (
-        await s.scalars(
-            select(FaqEntry).where(
-                (FaqEntry.community_id == inv.community.id) | FaqEntry.community_id.is_(None)
-            )
-        )
-    ).all()
-    for entry in entries:
-        entry.search_text = search_text([entry.question, *entry.aliases], synonyms)
-    return len(threads) + len(entries)
-
-
 async def synonyms(inv: Invocation) -> str:
     """List, add or remove the community's synonym groups."""
     groups = [list(g) for g in inv.settings.synonym_groups]
@@ -89,8 +72,9 @@ async def synonyms(inv: Invocation) -> str:
     else:
         raise UsageError("Say 'add' or 'remove'.")
     update_settings(inv.community, **{SYNONYMS: groups})
-    count = await _reindex(inv, DEFAULT.extended(groups))
-    return f"Synonyms updated; re-indexed {count} questions and entries."
+    # Only this community's own documents: the global entries keep the built-in synonyms.
+    count = await reindex_community(inv.ctx.session, inv.community.id)
+    return f"Synonyms updated; re-indexed {count} of this community's questions and entries."
 
 
 async def stats(inv: Invocation) -> str:

@@ -3,110 +3,147 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
-from faq.normalize import search_text
+from bot.features.indexing import index_entry
+from faq.kb import KbEntry, KnowledgeBaseError, as_fields, parse_entry, validate_slug
 from storage.models import Answer, FaqEntry, Message, Thread
 from storage.repos.faq import FaqRepo
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,99}$")
 FIELDS = ("question", "answer", "source", "aliases", "tags", "reviewed", "expires")
 FAQ_USAGE = (
     "faq add SLUG | QUESTION | ANSWER | SOURCE_URL  ·  faq edit SLUG FIELD VALUE  ·  "
     "faq remove SLUG  ·  faq show SLUG  ·  faq list  ·  faq stale"
 )
+#: The chat field names and the knowledge-base file's.
+_FILE_FIELD = {"source": "source_url", "reviewed": "reviewed_at", "expires": "expires_at"}
+
+
+def _valid(raw: dict[str, Any]) -> KbEntry:
+    # The same rules as `copss kb load`: one validator for files and chat.
+    try:
+        return parse_entry(raw, "That entry")
+    except KnowledgeBaseError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _slug(value: str) -> str:
-    slug = value.strip().casefold()
-    if not _SLUG.match(slug):
-        raise UsageError(f"'{value[:40]}' is not a valid slug (lowercase letters, digits, -).")
-    return slug
-
-
-def _url(value: str) -> str:
-    url = value.strip()
-    if not url.startswith("https://") or " " in url or len(url) > 500:
-        raise UsageError("The source must be an https:// link to an official page.")
-    return url
-
-
-def _date(value: str) -> date:
-    if value.strip().casefold() == "today":
-        return datetime.now(UTC).date()
     try:
-        return date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise UsageError(f"'{value[:20]}' is not a date; use YYYY-MM-DD or 'today'.") from exc
+        return validate_slug(value.strip().casefold(), "That entry")
+    except KnowledgeBaseError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _date(value: str) -> str:
+    return datetime.now(UTC).date().isoformat() if value.strip().casefold() == "today" else value
+
+
+def _raw(entry: FaqEntry) -> dict[str, Any]:
+    return {"slug": entry.slug, **fields_of(entry)}
+
+
+def fields_of(entry: FaqEntry) -> dict[str, Any]:
+    """An entry's editable columns."""
+    return {
+        "question": entry.question,
+        "aliases": list(entry.aliases),
+        "answer": entry.answer,
+        "source_url": entry.source_url,
+        "tags": list(entry.tags),
+        "reviewed_at": entry.reviewed_at,
+        "expires_at": entry.expires_at,
+    }
 
 
 async def _find(inv: Invocation, slug: str) -> FaqEntry:
-    repo = FaqRepo(inv.ctx.session)
-    entry = await repo.by_slug(inv.community.id, slug) or await repo.by_slug(None, slug)
+    entry = await FaqRepo(inv.ctx.session).effective(inv.community.id, slug)
     if entry is None:
         raise UsageError(f"There is no FAQ entry '{slug}'. 'faq list' shows them all.")
     return entry
 
 
-def _reindex(inv: Invocation, entry: FaqEntry) -> None:
-    entry.search_text = search_text([entry.question, *entry.aliases], inv.settings.synonyms)
+async def _own_copy(inv: Invocation, entry: FaqEntry) -> FaqEntry:
+    """The community's own row for ``entry``: a global entry is never changed from chat; the
+    community gets its own copy that overrides it here."""
+    if entry.community_id is not None:
+        return entry
+    repo = FaqRepo(inv.ctx.session)
+    own = await repo.by_slug(inv.community.id, entry.slug)
+    if own is None:
+        own = FaqEntry(community_id=inv.community.id, slug=entry.slug, **fields_of(entry))
+        inv.ctx.session.add(own)
+    else:
+        for key, value in fields_of(entry).items():
+            setattr(own, key, value)
+    own.hidden = False
+    return own
 
 
 async def _add(inv: Invocation, rest: str) -> str:
     parts = [p.strip() for p in rest.split("|")]
     if len(parts) != 4 or not all(parts):
         raise UsageError("'faq add' needs four parts separated by |.")
-    slug, question, answer, url = _slug(parts[0]), parts[1], parts[2], _url(parts[3])
-    repo = FaqRepo(inv.ctx.session)
-    if await repo.by_slug(inv.community.id, slug) or await repo.by_slug(None, slug):
-        raise UsageError(f"'{slug}' exists already; use 'faq edit'.")
-    entry = FaqEntry(
-        community_id=inv.community.id,
-        slug=slug,
-        question=question,
-        aliases=[],
-        answer=answer,
-        source_url=url,
-        tags=[],
-        reviewed_at=datetime.now(UTC).date(),
+    valid = _valid(
+        {
+            "slug": parts[0].casefold(),
+            "question": parts[1],
+            "answer": parts[2],
+            "source_url": parts[3],
+            "reviewed_at": datetime.now(UTC).date(),
+        }
     )
-    _reindex(inv, entry)
-    inv.ctx.session.add(entry)
-    return f"Added FAQ entry '{slug}'."
+    repo = FaqRepo(inv.ctx.session)
+    if await repo.effective(inv.community.id, valid.slug) is not None:
+        raise UsageError(f"'{valid.slug}' exists already; use 'faq edit'.")
+    entry = await repo.by_slug(inv.community.id, valid.slug)
+    if entry is None:  # else the community's row that hid a global entry is reused
+        entry = FaqEntry(community_id=inv.community.id, slug=valid.slug)
+        inv.ctx.session.add(entry)
+    for key, value in as_fields(valid).items():
+        setattr(entry, key, value)
+    entry.hidden = False
+    await index_entry(inv.ctx.session, entry)
+    return f"Added FAQ entry '{valid.slug}'."
 
 
 async def _edit(inv: Invocation, rest: str) -> str:
     slug_text, field, value = split_words(rest, 3)
     if field not in FIELDS or not value:
         raise UsageError(f"Say which field to change: one of {', '.join(FIELDS)}, then the value.")
-    entry = await _find(inv, _slug(slug_text))
-    if field == "question":
-        entry.question = value
-    elif field == "answer":
-        entry.answer = value
-    elif field == "source":
-        entry.source_url = _url(value)
-    elif field == "aliases":
-        entry.aliases = [a.strip() for a in value.split(";") if a.strip()]
+    found = await _find(inv, _slug(slug_text))
+    raw = _raw(found)
+    new: Any = value
+    if field == "aliases":
+        new = [a.strip() for a in value.split(";") if a.strip()]
     elif field == "tags":
-        entry.tags = [t.strip() for t in value.split(",") if t.strip()]
-    elif field == "reviewed":
-        entry.reviewed_at = _date(value)
-    else:
-        entry.expires_at = _date(value)
-    _reindex(inv, entry)
-    return f"Updated {field} of '{entry.slug}'."
+        new = [t.strip() for t in value.split(",") if t.strip()]
+    elif field in ("reviewed", "expires"):
+        new = _date(value)
+    raw[_FILE_FIELD.get(field, field)] = new
+    valid = _valid(raw)
+    entry = await _own_copy(inv, found)
+    for key, val in as_fields(valid).items():
+        setattr(entry, key, val)
+    await index_entry(inv.ctx.session, entry)
+    shared = " (for this community; the shared starter entry is unchanged)"
+    return f"Updated {field} of '{entry.slug}'{shared if found.community_id is None else ''}."
 
 
 async def _remove(inv: Invocation, rest: str) -> str:
-    entry = await _find(inv, _slug(rest))
-    await inv.ctx.session.delete(entry)
-    return f"Removed FAQ entry '{entry.slug}'."
+    slug = _slug(rest)
+    entry = await _find(inv, slug)
+    repo = FaqRepo(inv.ctx.session)
+    if await repo.by_slug(None, slug) is None:
+        await inv.ctx.session.delete(entry)
+        return f"Removed FAQ entry '{slug}'."
+    # A global entry stays for everyone else: this community keeps a row that hides it.
+    own = await _own_copy(inv, entry)
+    own.hidden, own.search_text = True, ""
+    return f"Removed FAQ entry '{slug}' for this community (other communities keep it)."
 
 
 async def _show(inv: Invocation, rest: str) -> str:

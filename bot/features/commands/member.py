@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.features.answers import answerable, compose
 from bot.features.commands.base import Command, Invocation, UsageError
+from bot.features.indexing import matcher_for
 from bot.features.privacy import forget_member
 from storage.models import Answer, Message, Thread
 from storage.repos.conversation import ConversationRepo
@@ -31,7 +32,7 @@ async def ask(inv: Invocation) -> str:
     """Search the community's threads and the FAQ without opening a thread."""
     if not inv.args:
         raise UsageError("Tell me what to look for, e.g. ask how do I get a BSN")
-    matcher = inv.services.matcher
+    matcher = matcher_for(inv.services.matcher, inv.settings.synonyms)
     matches = await matcher.match(
         SearchRepo(inv.ctx.session),
         inv.args,

@@ -1,0 +1,56 @@
+"""Keeping a community's threads and FAQ entries indexed with that community's synonyms."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.features.settings import community_synonyms
+from faq.index_text import entry_search_text, thread_search_text
+from faq.matcher import LexicalMatcher, Matcher
+from faq.normalize import DEFAULT, Synonyms
+from storage.models import Community, FaqEntry, Thread
+
+
+async def synonyms_for(session: AsyncSession, community_id: int | None) -> Synonyms:
+    """The synonyms a community's documents and queries use (built-in ones for the global
+    entries)."""
+    if community_id is None:
+        return DEFAULT
+    return community_synonyms(await session.get(Community, community_id))
+
+
+async def index_thread(session: AsyncSession, thread: Thread) -> None:
+    """Set a thread's indexed text from its question."""
+    synonyms = await synonyms_for(session, thread.community_id)
+    thread.search_text = thread_search_text(thread.question_text, synonyms)
+
+
+async def index_entry(session: AsyncSession, entry: FaqEntry) -> None:
+    """Set an FAQ entry's indexed text from its question and aliases."""
+    synonyms = await synonyms_for(session, entry.community_id)
+    entry.search_text = entry_search_text(entry.question, entry.aliases, synonyms)
+
+
+async def reindex_community(session: AsyncSession, community_id: int) -> int:
+    """Re-index a community's own threads and entries (never the global ones); returns how
+    many documents were re-indexed."""
+    synonyms = await synonyms_for(session, community_id)
+    threads = (
+        await session.scalars(select(Thread).where(Thread.community_id == community_id))
+    ).all()
+    for thread in threads:
+        thread.search_text = thread_search_text(thread.question_text, synonyms)
+    entries = (
+        await session.scalars(select(FaqEntry).where(FaqEntry.community_id == community_id))
+    ).all()
+    for entry in entries:
+        entry.search_text = entry_search_text(entry.question, entry.aliases, synonyms)
+    return len(threads) + len(entries)
+
+
+def matcher_for(matcher: Matcher, synonyms: Synonyms) -> Matcher:
+    """``matcher`` reading queries with a community's synonyms (the same weights)."""
+    if synonyms is DEFAULT or not isinstance(matcher, LexicalMatcher):
+        return matcher
+    return LexicalMatcher(synonyms, matcher.weights, matcher.candidates, matcher.now)
