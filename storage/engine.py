@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.private_files import private_file, private_folder
+
 
 class StorageError(Exception):
     """The store cannot be opened or used (corrupt file, unreachable server, bad URL)."""
@@ -84,10 +86,11 @@ class Database:
             db = parsed.database
             if db and db != ":memory:":
                 try:
-                    Path(db).parent.mkdir(parents=True, exist_ok=True)
+                    private_folder(Path(db).parent)
+                    private_file(Path(db))
                 except OSError as exc:
                     raise StorageError(
-                        f"cannot create the folder for database {db}: {exc.strerror}"
+                        f"cannot create database {db} or its folder: {exc.strerror}"
                     ) from exc
         else:
             kwargs["pool_pre_ping"] = True

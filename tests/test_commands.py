@@ -158,6 +158,8 @@ async def test_stats_audit_and_export(copss: Harness, tmp_path: Path) -> None:
     assert data["threads"][0]["answers"] == ["It closes at 22:00 every day."]
     assert len(data["faq"]) >= 40
     assert "## Answered questions" in files[1].read_text()
+    # Members' words are readable by the operator only.
+    assert all(f.stat().st_mode & 0o777 == 0o600 for f in files)
     log = (await copss.command("audit")).text
     assert "stats" in log and "export" in log
     async with copss.db.session() as s:

@@ -62,3 +62,34 @@ def test_tokens_are_redacted_in_logs(caplog: pytest.LogCaptureFixture) -> None:
     record = logging.LogRecord("httpx", logging.INFO, "", 0, "GET /bot%s/x", (tg,), None)
     RedactingFilter().filter(record)
     assert tg not in record.getMessage()
+
+
+def test_tracebacks_and_exception_text_are_redacted() -> None:
+    """A token or webhook secret inside an exception's text or its traceback is masked too."""
+    import io
+    import logging
+
+    from bot.logs import setup_logging
+
+    secret = "whsec-Zq81-never-in-logs"
+    register_secret(secret)
+    tg = "123456789:AAHfakefakefakefakefakefakefakefake12"
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    setup_logging("INFO", stream=stream)
+    log = logging.getLogger("copss.test")
+
+    def fails(url: str) -> None:
+        raise ConnectionError(f"cannot reach {url} (secret {secret})")
+
+    try:
+        fails(f"https://api.telegram.org/bot{tg}/getUpdates")
+    except ConnectionError:
+        log.exception("telegram: request failed")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    out = stream.getvalue()
+    assert "Traceback" in out and "ConnectionError" in out
+    assert tg not in out and secret not in out
+    assert "********" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from bot.features.commands.base import Command, Invocation, UsageError, split_wo
 from bot.features.indexing import index_entry
 from faq.kb import KbEntry, KnowledgeBaseError, as_fields, parse_entry, validate_slug
 from storage.models import Answer, FaqEntry, Message, Thread
+from storage.private_files import write_private
 from storage.repos.faq import FaqRepo
 
 FIELDS = ("question", "answer", "source", "aliases", "tags", "reviewed", "expires")
@@ -260,12 +262,14 @@ async def export(inv: Invocation) -> str:
     """Write the knowledge base as JSON and Markdown files."""
     kb = await knowledge_base(inv)
     folder = inv.services.export_dir
-    folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    base = folder / f"{inv.community.name}-{stamp}"
+    # Community names are "platform:chat id": keep them safe as file names.
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", inv.community.name).strip("_") or "community"
+    base = folder / f"{name}-{stamp}"
     json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
-    json_path.write_text(json.dumps(kb, ensure_ascii=False, indent=2), encoding="utf-8")
-    md_path.write_text(to_markdown(kb), encoding="utf-8")
+    # Members' words: readable by the operator only.
+    write_private(json_path, json.dumps(kb, ensure_ascii=False, indent=2))
+    write_private(md_path, to_markdown(kb))
     return (
         f"Exported {len(kb['faq'])} FAQ entries and {len(kb['threads'])} answered questions "
         f"to {json_path} and {md_path}."
