@@ -223,3 +223,26 @@ async def test_linking_merges_and_unlinking_parts(copss: Harness) -> None:
     # (Another member: the same request with the same answer is not repeated to one member.)
     assert "delft-office" in await run(copss, "b", "faq", "list", user="carol")
     assert len(names) >= 2
+
+
+async def test_stats_count_only_the_own_communitys_feedback(copss: Harness) -> None:
+    assert copss.app.hub is not None
+    await copss.app.hub.sink(
+        MessageEvent(
+            _ref("a"),
+            "q1",
+            Author("console", "alice", "alice"),
+            "How do I apply for DigiD?",
+            datetime.now(UTC),
+        )
+    )
+    await copss.settle()
+    reply = await copss.console.pop(timeout=1)
+    from bot.events import ReactionEvent
+
+    await copss.app.hub.sink(
+        ReactionEvent(_ref("a"), reply.message_id, Author("console", "alice", "alice"), "✅", True)
+    )
+    await copss.settle()
+    assert "Suggestions rated helpful: 0" not in await run(copss, "a", "stats")
+    assert "Suggestions rated helpful: 0" in await run(copss, "b", "stats")

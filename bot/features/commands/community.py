@@ -104,7 +104,9 @@ async def stats(inv: Invocation) -> str:
         (
             await s.execute(
                 select(Suggestion.feedback, func.count(Suggestion.id))
-                .where(Suggestion.feedback.is_not(None))
+                .join(Message, Suggestion.message_id == Message.id)
+                .join(Channel, Message.channel_id == Channel.id)
+                .where(Suggestion.feedback.is_not(None), Channel.community_id == cid)
                 .group_by(Suggestion.feedback)
             )
         ).all()
