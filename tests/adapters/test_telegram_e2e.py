@@ -284,7 +284,9 @@ async def test_webhook_mode_checks_secret_and_stores_before_ok(tmp_path: Path) -
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/telegram/hook"
+    # Telegram calls the public https address; the reverse proxy forwards to copss locally.
+    url = "https://bot.example.org/telegram/hook"
+    local = f"http://127.0.0.1:{port}/telegram/hook"
     async with FakeTelegramAPI(token=DEFAULT_TOKEN) as api:
         api.add_chat(GROUP, "supergroup", title="Expats NL")
         harness = TelegramHarness(
@@ -304,15 +306,15 @@ async def test_webhook_mode_checks_secret_and_stores_before_ok(tmp_path: Path) -
             update["update_id"] = 1
             async with aiohttp.ClientSession() as http:
                 bad = await http.post(
-                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+                    local, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}
                 )
                 assert bad.status == 403
                 good = await http.post(
-                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"}
+                    local, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"}
                 )
                 assert good.status == 200
                 junk = await http.post(
-                    url,
+                    local,
                     data=b"{not json",
                     headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-hook"},
                 )

@@ -24,7 +24,12 @@ What it models (see the individual ``_m_*`` handlers for details):
   409 conflict a second concurrent poller causes;
 * a message store with one ``message_id`` counter per chat shared by user and bot messages;
 * ``sendMessage``/``editMessageText``/``deleteMessage`` with Telegram's usual 400 errors;
-* chat member statuses, bot commands, reactions, chat migration;
+* chat member statuses per chat (``getChatMember`` answers "chat not found" / "user not
+  found" like Telegram, and ``left`` for a known user who is not in the chat), bot commands,
+  reactions, chat migration;
+* ``setWebhook`` with Telegram's checks (public https URL on 80/88/443/8443, ``secret_token``
+  of 1-256 characters ``A-Za-z0-9_-``) and :meth:`FakeTelegramAPI.deliver_webhook`, which
+  calls the bot's webhook server the way Telegram does;
 * fault injection (429, 5xx, slow answers, dropped connections) and an optional rate-limit
   enforcement mode that answers 429 like Telegram's flood control.
 
@@ -41,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import ipaddress
 import json
 import math
 import re
@@ -49,7 +55,9 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 JSONDict: TypeAlias = dict[str, Any]
@@ -146,6 +154,13 @@ _TEXT_PARAMS = frozenset(
 _COMMAND_RE = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w@])")
 _MENTION_RE = re.compile(r"(?<![\w@/])@[A-Za-z0-9_]{5,32}(?!\w)")
 _BOT_COMMAND_NAME_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+_SECRET_TOKEN_CHARS_RE = re.compile(r"[A-Za-z0-9_-]*")
+
+WEBHOOK_PORTS = frozenset({80, 88, 443, 8443})
+"""The only ports ``setWebhook`` accepts."""
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+"""The header in which Telegram sends a webhook's ``secret_token`` back on every call."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,6 +453,9 @@ class FakeTelegramAPI:
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
         self._webhook_url = ""
+        self._webhook_secret: str | None = None
+        #: (update_id, HTTP status answered) of every :meth:`deliver_webhook` call.
+        self.webhook_deliveries: list[tuple[int, int]] = []
 
         # world state
         self._chats: dict[int, JSONDict] = {}
@@ -627,8 +645,10 @@ class FakeTelegramAPI:
         ``status`` is one of ``creator`` (alias ``owner``), ``administrator``, ``member``,
         ``restricted``, ``left``, ``kicked`` (alias ``banned``).  ``fields`` override the
         generated ChatMember fields, e.g. ``can_delete_messages=False`` or ``custom_title="x"``.
-        The default for unknown pairs is ``member``.  Setting the bot itself to ``left`` or
-        ``kicked`` makes ``sendMessage`` to that chat fail with 403.
+        Users become members of a group by posting in it (see :meth:`push_update`); anyone
+        else is ``left`` there, except that the bot is a member wherever it is not set
+        otherwise.  Setting the bot itself to ``left`` or ``kicked`` makes ``sendMessage`` to
+        that chat fail with 403.
         """
         canonical = _STATUS_ALIASES.get(status, status)
         if canonical not in _VALID_STATUSES:
@@ -636,8 +656,15 @@ class FakeTelegramAPI:
         self._members[(chat_id, user_id)] = {"status": canonical, **fields}
 
     def member_status(self, chat_id: int, user_id: int) -> str:
-        """The current status of ``user_id`` in ``chat_id`` (default ``member``)."""
-        return str(self._members.get((chat_id, user_id), {}).get("status", "member"))
+        """The current status of ``user_id`` in ``chat_id``: as set or as joined by posting;
+        otherwise ``member`` for the bot and for the user of a private chat, ``left`` for
+        everyone else."""
+        entry = self._members.get((chat_id, user_id))
+        if entry is not None:
+            return str(entry["status"])
+        if user_id == self.bot_id or user_id == chat_id:
+            return "member"
+        return "left"
 
     def migrate_chat(self, old_id: int, new_id: int) -> None:
         """Upgrade group ``old_id`` to supergroup ``new_id``.
@@ -738,6 +765,39 @@ class FakeTelegramAPI:
         self._notify()
         return update_id
 
+    async def deliver_webhook(self, update: JSONDict, via: str) -> int:
+        """Send ``update`` to the registered webhook the way Telegram does: a JSON POST with
+        the registered ``secret_token`` in :data:`SECRET_HEADER`.  ``via`` is the address of
+        the bot's local server (``http://127.0.0.1:PORT``), standing in for the reverse proxy
+        that receives the public https URL: the request goes to ``via`` plus the URL's path.
+        Assigns ``update_id`` and stores the carried message like :meth:`push_update`; returns
+        the HTTP status the bot answered (also kept in :attr:`webhook_deliveries`)."""
+        if not self._webhook_url:
+            raise RuntimeError("FakeTelegramAPI: no webhook is set")
+        update_id = self._next_update_id
+        self._next_update_id += 1
+        update["update_id"] = update_id
+        for key in MESSAGE_UPDATE_KEYS & update.keys():
+            self._store_incoming_message(update[key])
+        parts = urlsplit(self._webhook_url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        headers = {SECRET_HEADER: self._webhook_secret} if self._webhook_secret else {}
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(via.rstrip("/") + path, json=update, headers=headers) as answer,
+        ):
+            status = answer.status
+        self.webhook_deliveries.append((update_id, status))
+        self._notify()
+        return status
+
+    @property
+    def webhook_url(self) -> str:
+        """The URL registered with ``setWebhook`` (empty when none)."""
+        return self._webhook_url
+
     def push_message(self, chat_id: int, user_id: int, text: str, **kwargs: Any) -> JSONDict:
         """Shortcut for ``push_update(message_update(...))``; returns the update dict."""
         update = self.message_update(chat_id, user_id, text, **kwargs)
@@ -771,7 +831,9 @@ class FakeTelegramAPI:
         ``chat_type="channel"`` yields a ``channel_post`` update without ``from``.
         """
         chat = self._ensure_chat(chat_id, chat_type, title=chat_title, first_name=first_name)
-        user = self._ensure_user(user_id, first_name, username)
+        # Whoever sends as a chat stays hidden: Telegram (and so the fake) learns no user.
+        hidden = sender_chat is not None or chat_type == "channel"
+        user = {} if hidden else self._ensure_user(user_id, first_name, username)
         mid = self._claim_message_id(chat_id, message_id)
         message: JSONDict = {
             "message_id": mid,
@@ -1114,6 +1176,10 @@ class FakeTelegramAPI:
         sender = message.get("from")
         if isinstance(sender, Mapping) and isinstance(sender.get("id"), int):
             self._users.setdefault(int(sender["id"]), dict(sender))
+            if chat.get("type") in ("group", "supergroup") and "sender_chat" not in message:
+                # Only a member can post in a group (a message sent as a chat has a stand-in
+                # bot in ``from``, which is no member).
+                self._members.setdefault((chat_id, int(sender["id"])), {"status": "member"})
         self._claim_message_id(chat_id, mid)
         self._messages[(chat_id, mid)] = copy.deepcopy(dict(message))
 
@@ -1471,13 +1537,53 @@ class FakeTelegramAPI:
         }
 
     async def _m_set_webhook(self, params: JSONDict) -> bool:
-        self._webhook_url = str(params.get("url") or "")
+        url = str(params.get("url") or "")
+        if url:
+            self._check_webhook_url(url)
+        secret = params.get("secret_token")
+        secret = None if secret in (None, "") else str(secret)
+        if secret is not None:
+            if len(secret) > 256:
+                raise TelegramAPIError(400, "Bad Request: secret token is too long")
+            if not _SECRET_TOKEN_CHARS_RE.fullmatch(secret):
+                raise TelegramAPIError(
+                    400, "Bad Request: secret token contains unallowed characters"
+                )
+        self._webhook_url = url
+        self._webhook_secret = secret if url else None
         if params.get("drop_pending_updates"):
             self._pending.clear()
         return True
 
+    @staticmethod
+    def _check_webhook_url(url: str) -> None:
+        """Telegram only calls public https addresses on a few ports."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise TelegramAPIError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        try:
+            port = parts.port or 443
+        except ValueError:
+            raise TelegramAPIError(400, "Bad Request: bad webhook: Invalid port") from None
+        if port not in WEBHOOK_PORTS:
+            raise TelegramAPIError(
+                400,
+                "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443",
+            )
+        try:
+            address = ipaddress.ip_address(parts.hostname)
+        except ValueError:
+            return  # a host name: the fake resolves nothing
+        if not address.is_global:
+            raise TelegramAPIError(
+                400, f"Bad Request: bad webhook: IP address {address} is reserved"
+            )
+
     async def _m_delete_webhook(self, params: JSONDict) -> bool:
         self._webhook_url = ""
+        self._webhook_secret = None
         if params.get("drop_pending_updates"):
             self._pending.clear()
         return True
@@ -1717,9 +1823,23 @@ class FakeTelegramAPI:
     async def _m_get_chat_member(self, params: JSONDict) -> JSONDict:
         chat_id = self._req_chat(params)
         user_id = self._req_int(params, "user_id")
-        entry = dict(self._members.get((chat_id, user_id), {"status": "member"}))
-        status = str(entry.pop("status"))
+        # Telegram answers only about chats the bot is in and users it has come across; a
+        # known user who is not in the chat is "left".
+        if chat_id not in self._chats:
+            raise TelegramAPIError(400, "Bad Request: chat not found")
+        if not self._knows_user(user_id):
+            raise TelegramAPIError(400, "Bad Request: user not found")
+        entry = dict(self._members.get((chat_id, user_id), {}))
+        entry.pop("status", None)
+        status = self.member_status(chat_id, user_id)
         return self._member_json(chat_id, self._user(user_id), status, entry)
+
+    def _knows_user(self, user_id: int) -> bool:
+        return (
+            user_id == self.bot_id
+            or user_id in self._users
+            or any(uid == user_id for _, uid in self._members)
+        )
 
     async def _m_get_chat_administrators(self, params: JSONDict) -> list[JSONDict]:
         chat_id = self._req_chat(params)

@@ -14,6 +14,7 @@ from telegram import (
     Bot,
     BotCommand,
     ChatMemberAdministrator,
+    ChatMemberLeft,
     ChatMemberMember,
     ChatMemberOwner,
     ChatMemberRestricted,
@@ -230,9 +231,11 @@ async def test_slow_answer_times_out(api: FakeTelegramAPI, bot: Bot) -> None:
 
 
 async def test_get_chat_member_statuses(api: FakeTelegramAPI, bot: Bot) -> None:
+    api.add_chat(GROUP)
     api.set_member_status(GROUP, ALICE, "administrator", custom_title="boss")
     api.set_member_status(GROUP, 1, "creator")
     api.set_member_status(GROUP, 2, "restricted")
+    api.push_message(GROUP, 3, "hello")  # posting makes a member
     admin = await bot.get_chat_member(GROUP, ALICE)
     assert isinstance(admin, ChatMemberAdministrator)
     assert admin.can_delete_messages and admin.custom_title == "boss"
@@ -240,6 +243,50 @@ async def test_get_chat_member_statuses(api: FakeTelegramAPI, bot: Bot) -> None:
     assert isinstance(await bot.get_chat_member(GROUP, 2), ChatMemberRestricted)
     assert isinstance(await bot.get_chat_member(GROUP, 3), ChatMemberMember)
     assert {m.user.id for m in await bot.get_chat_administrators(GROUP)} == {ALICE, 1}
+
+
+async def test_get_chat_member_answers_per_chat_like_telegram(
+    api: FakeTelegramAPI, bot: Bot
+) -> None:
+    other = -1009876543210
+    api.add_chat(GROUP)
+    api.add_chat(other)
+    api.set_member_status(other, ALICE, "administrator")
+    api.push_message(GROUP, 3, "hello")
+    # An admin of another group is nobody here; a member here is nobody there.
+    assert isinstance(await bot.get_chat_member(GROUP, ALICE), ChatMemberLeft)
+    assert isinstance(await bot.get_chat_member(other, 3), ChatMemberLeft)
+    assert isinstance(await bot.get_chat_member(other, ALICE), ChatMemberAdministrator)
+    with pytest.raises(tg_error.BadRequest, match=r"(?i)chat not found"):
+        await bot.get_chat_member(-1001111111111, ALICE)  # the bot is not there
+    with pytest.raises(tg_error.BadRequest, match=r"(?i)user not found"):
+        await bot.get_chat_member(GROUP, 55555)  # never came across this user
+    # Sending as the group (an anonymous admin) joins nobody.
+    api.push_message(GROUP, 77, "as the group", sender_chat=GROUP)
+    with pytest.raises(tg_error.BadRequest, match=r"(?i)user not found"):
+        await bot.get_chat_member(GROUP, 77)
+
+
+async def test_set_webhook_checks_like_telegram(api: FakeTelegramAPI, bot: Bot) -> None:
+    for url, error in (
+        ("http://bot.example.org/hook", "HTTPS URL must be provided"),
+        ("https://bot.example.org:8080/hook", "only on ports 80, 88, 443 or 8443"),
+        ("https://127.0.0.1/hook", "IP address 127.0.0.1 is reserved"),
+    ):
+        with pytest.raises(tg_error.BadRequest, match=f"(?i){error}"):
+            await bot.set_webhook(url)
+    for secret, error in (
+        ("has space", "unallowed characters"),
+        ("colon:no", "unallowed characters"),
+        ("x" * 257, "too long"),
+    ):
+        with pytest.raises(tg_error.BadRequest, match=f"(?i){error}"):
+            await bot.set_webhook("https://bot.example.org/hook", secret_token=secret)
+    assert api.webhook_url == ""
+    assert await bot.set_webhook("https://bot.example.org:8443/hook", secret_token="a-Z_9" * 51)
+    assert api.webhook_url == "https://bot.example.org:8443/hook"
+    assert await bot.delete_webhook()
+    assert api.webhook_url == ""
 
 
 async def test_chat_migration(api: FakeTelegramAPI, bot: Bot) -> None:
