@@ -293,13 +293,18 @@ class TelegramAdapter(Adapter):
             raise self._map_error(exc) from exc
 
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
-        """Asked of Telegram now (getChatMember), never cached. A message sent as the group
-        itself comes from an anonymous admin; one sent as any other chat never counts."""
+        """Asked of Telegram now (getChatMember), never cached. Nobody administers a private
+        chat with the bot. In a group, a message sent as the group itself comes from an
+        anonymous admin; one sent as any other chat never counts."""
         chat = self._chat(channel.chat_id)
+        if not chat.startswith("-"):
+            # A private chat: its id is the user's own id, so the anonymous-admin rule below
+            # would make everyone an admin of their own chat with the bot.
+            return False
         if user_id in (channel.chat_id, chat):
-            return True
-        if user_id.startswith("-") or not chat.startswith("-"):
-            return False  # another channel speaking, or a private chat
+            return True  # sender_chat is this group (translate.author_of): an anonymous admin
+        if user_id.startswith("-"):
+            return False  # another channel or group speaking
         try:
             member = await self.bot.get_chat_member(chat, int(user_id))
         except TelegramError as exc:
