@@ -41,21 +41,19 @@ def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> 
         from adapters.telegram import TelegramAdapter
 
         register_secret(tg.token.reveal())
-        secret = tg.webhook_secret.reveal() if tg.webhook_secret else None
-        if secret:
-            register_secret(secret)
-        adapters.append(
-            TelegramAdapter(
-                tg.token.reveal(),
-                base_url=tg.base_url,
-                commands=commands,
-                mode=tg.mode,
-                webhook_url=tg.webhook_url,
-                webhook_secret=secret,
-                listen=tg.listen,
-                port=tg.port,
-            )
+        telegram = TelegramAdapter(
+            tg.token.reveal(),
+            base_url=tg.base_url,
+            commands=commands,
+            mode=tg.mode,
+            webhook_url=tg.webhook_url,
+            webhook_secret=tg.webhook_secret.reveal() if tg.webhook_secret else None,
+            listen=tg.listen,
+            port=tg.port,
         )
+        # In webhook mode the adapter always has a secret (configured or made at start).
+        register_secret(telegram.webhook_secret or "")
+        adapters.append(telegram)
     dc = config.discord
     if dc.token is not None:
         from adapters.discord import DiscordAdapter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 from collections.abc import Mapping
@@ -84,8 +85,10 @@ class TelegramConfig:
     base_url: str = "https://api.telegram.org/bot"
     mode: str = "polling"
     webhook_url: str = ""
+    #: Telegram sends it back on every webhook call; made at start when not set.
     webhook_secret: Secret | None = None
-    listen: str = "0.0.0.0"
+    #: Where the webhook server binds: behind a reverse proxy that terminates TLS.
+    listen: str = "127.0.0.1"
     port: int = 8443
 
 
@@ -180,8 +183,21 @@ def _validate(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: 'matching.suggest_at' must not exceed 'matching.answer_at'")
     if config.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"{where}: 'log_level' must be one of {', '.join(_LOG_LEVELS)}")
-    if config.telegram.mode not in ("polling", "webhook"):
+    tg = config.telegram
+    if tg.mode not in ("polling", "webhook"):
         raise ConfigError(f"{where}: 'telegram.mode' must be 'polling' or 'webhook'")
+    if tg.mode == "webhook" and not tg.webhook_url.startswith("https://"):
+        raise ConfigError(
+            f"{where}: 'telegram.webhook_url' must be the public https:// address Telegram calls "
+            "in webhook mode"
+        )
+    if tg.webhook_secret is not None and not re.fullmatch(
+        r"[A-Za-z0-9_-]{1,256}", tg.webhook_secret.reveal()
+    ):
+        raise ConfigError(
+            f"{where}: 'telegram.webhook_secret' must be 1-256 characters of A-Z, a-z, 0-9, "
+            "_ and - (or leave it out: copss then makes one at start)"
+        )
     for admin in config.admins:
         platform, _, user = admin.partition(":")
         if platform not in ("console", "discord", "telegram") or not user:
