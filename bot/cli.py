@@ -34,23 +34,63 @@ def _parser() -> argparse.ArgumentParser:
         description="copss: one memory for Discord and Telegram public-service communities.",
     )
     p.add_argument("--version", action="version", version=f"copss {__version__}")
-    p.add_argument(
-        "--config", type=Path, help="TOML config file (default: ./config.toml if present)"
-    )
+    _global_options(p, default=None)
+    # The same options after the subcommand ("copss run --config x.toml"); SUPPRESS keeps a
+    # value given before the subcommand when none is given after it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="run the bot (console when no platform token is configured)")
-    ask = sub.add_parser("ask", help="show the best matches for a question, with scores")
+    sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the bot (console when no platform token is configured)",
+    )
+    ask = sub.add_parser(
+        "ask", parents=[common], help="show the best matches for a question, with scores"
+    )
     ask.add_argument("text", nargs="+", help="the question")
     ask.add_argument("--json", action="store_true", help="print JSON")
-    ask.add_argument("--limit", type=int, default=5, help="how many matches (default 5)")
-    db = sub.add_parser("db", help="database maintenance")
+    ask.add_argument("--limit", type=_positive, default=5, help="how many matches (default 5)")
+    db = sub.add_parser("db", parents=[common], help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
-    db_sub.add_parser("upgrade", help="apply schema migrations")
-    kb = sub.add_parser("kb", help="knowledge base")
+    db_sub.add_parser("upgrade", parents=[common], help="apply schema migrations")
+    kb = sub.add_parser("kb", parents=[common], help="knowledge base")
     kb_sub = kb.add_subparsers(dest="kb_command", required=True, metavar="KB_COMMAND")
-    load = kb_sub.add_parser("load", help="create or update entries from a JSON file")
+    load = kb_sub.add_parser(
+        "load", parents=[common], help="create or update entries from a JSON file"
+    )
     load.add_argument("file", type=Path)
     return p
+
+
+def _global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="TOML config file (default: ./config.toml if present)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        type=str.lower,
+        default=default,
+        help="how much to log (default: the config's log_level, else info)",
+    )
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, not {value!r}")
+    return number
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _config(path: Path | None) -> Config:
@@ -118,7 +158,7 @@ async def _kb_load(config: Config, file: Path) -> int:
             created, updated = await store_entries(FaqRepo(session), entries)
     finally:
         await db.close()
-    print(f"{file}: {created} entries created, {updated} updated")
+    print(f"{file}: {_count(created, 'entry', 'entries')} created, {updated} updated")
     return 0
 
 
@@ -133,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = _config(args.config)
-        setup_logging(config.log_level)
+        setup_logging(args.log_level or config.log_level)
         if args.command == "run":
             return asyncio.run(_run(config))
         if args.command == "ask":

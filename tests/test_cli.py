@@ -86,7 +86,7 @@ def test_kb_load_and_malformed_file(tmp_path: Path) -> None:
     )
     out = copss(tmp_path, "kb", "load", str(good))
     assert out.returncode == 0, out.stderr
-    assert "1 entries created" in out.stdout
+    assert "1 entry created" in out.stdout
     out = copss(tmp_path, "ask", "my fiets gestolen what now", "--json")
     assert json.loads(out.stdout)["matches"][0]["title"] == "What do I do when my bike is stolen?"
 
@@ -208,3 +208,24 @@ def test_refused_telegram_token_is_one_clear_error(tmp_path: Path) -> None:
     assert "Telegram refused the bot token" in env_out.stderr
     assert "Traceback" not in env_out.stderr
     assert secret not in env_out.stderr + env_out.stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_option_before_or_after_the_subcommand(tmp_path: Path, where: str) -> None:
+    cfg = tmp_path / "x.toml"
+    cfg.write_text(f"[storage]\nurl = 'sqlite+aiosqlite:///{tmp_path / 'other.db'}'\n")
+    args = ["--config", str(cfg), "db", "upgrade"]
+    if where == "after":
+        args = ["db", "upgrade", "--config", str(cfg)]
+    out = copss(tmp_path, *args)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "other.db").exists()
+    out = copss(tmp_path, "ask", "how do I get a BSN", "--config", str(cfg), "--limit", "2")
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("limit", ["-3", "0", "x", "101"])
+def test_ask_limit_must_be_positive(tmp_path: Path, limit: str) -> None:
+    out = copss(tmp_path, "ask", "bsn", "--limit", limit)
+    assert out.returncode == 2
+    assert "must be a whole number from 1 to 100" in out.stderr
