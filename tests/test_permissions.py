@@ -429,6 +429,7 @@ async def dcw(tmp_path: Path) -> AsyncIterator[DcWorld]:
 async def test_dc_direct_messages_make_nobody_an_admin(dcw: DcWorld) -> None:
     assert dcw.dc.adapter is not None
     client = dcw.dc.adapter.client
+    lookups = len(dcw.fake.calls_to("GET", "/guilds/"))
     for user in (D_STRANGER, MOD_A):  # not even a real admin of a server
         dm = await client.create_dm(discord.Object(user))
         first = await dcw.dc.say(dm.id, user, "hello bot")
@@ -441,6 +442,8 @@ async def test_dc_direct_messages_make_nobody_an_admin(dcw: DcWorld) -> None:
         return await dcw.slash(None, dm.id, D_ALICE, name, args)
 
     await dcw.attempt_all(slash, D_ALICE)
+    # A DM has no server, so no member was looked up anywhere.
+    assert len(dcw.fake.calls_to("GET", "/guilds/")) == lookups
 
 
 async def test_dc_plain_member_of_the_server_is_refused(dcw: DcWorld) -> None:
