@@ -273,7 +273,7 @@ async def test_every_admin_command_refused_for_members(tg: TelegramHarness) -> N
         results = (await s.scalars(select(AuditLog.result))).all()
         settings = (await s.scalars(select(Community.settings))).all()
     assert results == ["refused: not an admin"] * len(ADMIN_CALLS)
-    assert settings == [{}]
+    assert settings and all(x == {} for x in settings)  # no community changed
 
 
 async def test_webhook_mode_checks_secret_and_stores_before_ok(tmp_path: Path) -> None:
