@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -79,8 +79,14 @@ class Database:
             parsed = make_url(url)
         except ArgumentError as exc:
             raise StorageError(f"not a database URL: {url!r}") from exc
+        parsed = _async_driver(parsed)
         self.url = parsed
         self.dialect = parsed.get_backend_name()
+        if self.dialect not in _ASYNC_DRIVERS:
+            raise StorageError(
+                f"copss stores its data in SQLite or PostgreSQL, not {self.dialect}: "
+                f"{self.describe()}"
+            )
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             db = parsed.database
@@ -96,8 +102,14 @@ class Database:
             kwargs["pool_pre_ping"] = True
         try:
             self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
-        except (ArgumentError, ImportError) as exc:
-            raise StorageError(f"cannot use database URL {parsed!r}: {exc}") from exc
+        except ImportError as exc:
+            hint = " (pip install 'copss[postgres]')" if self.dialect == "postgresql" else ""
+            raise StorageError(
+                f"cannot use database URL {self.describe()}: its driver is not installed"
+                f"{hint}: {exc}"
+            ) from exc
+        except ArgumentError as exc:
+            raise StorageError(f"cannot use database URL {self.describe()}: {exc}") from exc
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
@@ -161,6 +173,18 @@ class Database:
     async def close(self) -> None:
         """Dispose of the connection pool."""
         await self.engine.dispose()
+
+
+#: copss runs on asyncio: a URL naming no driver (or a blocking one) gets the async driver.
+_ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+
+def _async_driver(url: URL) -> URL:
+    backend = url.get_backend_name()
+    driver = _ASYNC_DRIVERS.get(backend)
+    if driver is None or url.get_driver_name() == driver:
+        return url
+    return url.set(drivername=f"{backend}+{driver}")
 
 
 def _reason(exc: BaseException) -> str:

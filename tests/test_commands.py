@@ -213,3 +213,13 @@ async def test_faq_entries_in_store(copss: Harness) -> None:
     async with copss.db.session() as s:
         count = len((await s.scalars(select(FaqEntry))).all())
     assert count >= 40
+
+
+async def test_faq_list_cuts_long_questions_at_a_word(copss: Harness) -> None:
+    long = "How do I register at the municipality when I move to the Netherlands with children?"
+    await copss.command("faq", f"add long-one | {long} | Like this. | https://example.nl/x")
+    listed = (await copss.command("faq", "list")).text
+    [line] = [ln for ln in listed.splitlines() if "long-one" in ln]
+    shown = line.split(" — ", 1)[1]
+    assert shown.endswith("…") and long.startswith(shown[:-1])
+    assert long[len(shown) - 1] == " "  # the cut falls between words

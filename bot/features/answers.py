@@ -26,9 +26,21 @@ class Rendered:
     link: str | None
 
 
-def _quote(text: str, limit: int = MAX_QUOTE) -> str:
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to at most ``limit`` characters at a word boundary (…)."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    # Cut at the last space unless that would drop most of the text (one very long word).
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def _quote(text: str, limit: int = MAX_QUOTE) -> str:
+    return shorten(text, limit)
 
 
 def _day(when: datetime) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bot.features.answers import shorten
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
 from bot.features.indexing import index_entry
 from faq.kb import KbEntry, KnowledgeBaseError, as_fields, parse_entry, validate_slug
@@ -163,7 +164,7 @@ async def _list(inv: Invocation, rest: str) -> str:
     if not entries:
         return "The FAQ is empty. Add entries with 'faq add'."
     lines = [f"{len(entries)} FAQ entries:"]
-    lines += [f"  {e.slug} — {e.question[:80]}" for e in entries]
+    lines += [f"  {e.slug} — {shorten(e.question, 80)}" for e in entries]
     return "\n".join(lines)
 
 
