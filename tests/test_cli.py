@@ -156,7 +156,9 @@ def test_corrupt_database_exits_2(tmp_path: Path) -> None:
     assert dbfile.read_bytes() == before  # nothing overwritten
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="runs as root, and root can read a file with mode 000"
+)
 def test_unreadable_database_exits_2(tmp_path: Path) -> None:
     dbfile = tmp_path / "locked.db"
     dbfile.write_bytes(b"")

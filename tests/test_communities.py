@@ -246,3 +246,8 @@ async def test_stats_count_only_the_own_communitys_feedback(copss: Harness) -> N
     await copss.settle()
     assert "Suggestions rated helpful: 0" not in await run(copss, "a", "stats")
     assert "Suggestions rated helpful: 0" in await run(copss, "b", "stats")
+
+
+async def test_links_names_this_chat_for_the_other_side(copss: Harness) -> None:
+    reply = await run(copss, "a", "links")
+    assert "This channel is console:a" in reply and "'link console:a'" in reply

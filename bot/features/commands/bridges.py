@@ -106,9 +106,13 @@ async def links(inv: Invocation) -> str:
             )
         )
     ).all()
+    here = describe(inv.channel)
     if not rows:
-        return "This channel is not linked anywhere. Use: link telegram:CHAT_ID"
-    lines = ["Links of this channel:"]
+        return (
+            f"This channel is {here} and is not linked anywhere. To bridge it, run "
+            f"'link OTHER' here and 'link {here}' in the other chat."
+        )
+    lines = [f"Links of this channel ({here}):"]
     for r in rows:
         other_id = r.channel_b_id if r.channel_a_id == inv.channel.id else r.channel_a_id
         other = await inv.ctx.session.get(Channel, other_id)
