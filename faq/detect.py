@@ -35,7 +35,11 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["Detection", "clean_text", "detect_question", "is_question"]
+__all__ = ["MAX_CHARS", "Detection", "clean_text", "detect_question", "is_question"]
+
+#: Only this many characters of a message are judged (Telegram's whole limit, more than
+#: Discord's); every step is linear in them, so detection stays a few milliseconds at most.
+MAX_CHARS: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -389,6 +393,8 @@ _CONDITIONAL_BEFORE: Final = re.compile(
     r"(?:you|u|je|jij|jullie|anyone|iemand|someone|somebody)\s+(?:\w+\s+){0,2}$"
 )
 _HEDGE_AFTER: Final = re.compile(r"\b(?:but|maar)\b")
+#: Characters before a guarded cue that its guard looks at (a few words and then some).
+_GUARD_WINDOW: Final = 200
 
 # Each cue is (key, pattern, guard).  Guards: "" none; "neg" skips the cue
 # after a negation or an "if you ..." ("I don't need help", "Let me know if
@@ -696,18 +702,31 @@ def _opener(clause: str) -> str | None:
 
 
 def _find_request(sentence: str) -> str | None:
-    """Return the key of the first request cue found in *sentence*, if any."""
+    """Return the key of the first request cue found in *sentence*, if any.
+
+    The guards look at a bounded window before a cue and at one precomputed position after
+    it, so a sentence repeating a guarded cue ("no need help no need help ...") stays linear.
+    """
     low = _normalise(sentence)
+    last_hedge: int | None = None
     for key, pattern, guard in _REQUESTS:
         for match in pattern.finditer(low):
-            before = low[: match.start()]
-            after = low[match.end() :]
-            if guard == "neg" and (
-                _NEGATED_BEFORE.search(before) or _CONDITIONAL_BEFORE.search(before)
-            ):
-                continue
-            if guard == "hedge" and _HEDGE_AFTER.search(after):
-                continue
+            if guard == "neg":
+                # Both guards end at the cue and reach back a few words; searching the window
+                # (\b still sees the text around it) is the same as searching everything
+                # before the cue, unless those words are absurdly long.
+                end = match.start()
+                start = max(0, end - _GUARD_WINDOW)
+                if _NEGATED_BEFORE.search(low, start, end) or _CONDITIONAL_BEFORE.search(
+                    low, start, end
+                ):
+                    continue
+            if guard == "hedge":
+                if last_hedge is None:
+                    starts = [m.start() for m in _HEDGE_AFTER.finditer(low)]
+                    last_hedge = starts[-1] if starts else -1
+                if last_hedge >= match.end():
+                    continue
             return key
     return None
 
@@ -749,6 +768,8 @@ def detect_question(
         return Detection(False, "command")
     if is_bridged_copy:
         return Detection(False, "bridged copy")
+    # A question is asked near the start; judging more only costs time on hostile input.
+    text = text[:MAX_CHARS]
 
     lines = _clean_lines(text)
     cleaned = _without_breaks(" ".join(lines))

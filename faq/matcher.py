@@ -28,10 +28,11 @@ logistic fit over both (see ``docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -39,13 +40,21 @@ from typing import Literal, Protocol
 
 from rapidfuzz import fuzz, process
 
-from faq.normalize import DEFAULT, Synonyms, search_terms
+from faq.normalize import DEFAULT, MAX_TERM_CHARS, MAX_TEXT_CHARS, Synonyms, search_terms
 from storage.repos.search import MAX_QUERY_TERMS, SearchHit, SearchRepo
 from storage.stemmer import stem
 
 Kind = Literal["thread", "faq"]
 
 _TOKEN = re.compile(r"[^\W_]+")
+
+#: A question's first this many distinct search terms are matched (real questions have a few
+#: dozen at most); with terms of at most ``MAX_TERM_CHARS`` characters this bounds the work
+#: for any message, and the number of document-frequency look-ups.
+MAX_QUERY_WORDS = 64
+#: Characters of a candidate's search text that are compared (documents are indexed from at
+#: most ``MAX_TEXT_CHARS`` of each part; older rows may hold more).
+MAX_DOC_CHARS = 2 * MAX_TEXT_CHARS
 
 
 @dataclass(frozen=True)
@@ -109,43 +118,76 @@ def term_similarity(a: str, b: str) -> float:
     return 0.0
 
 
-def _near_terms(
-    term: str, universe: Sequence[str], joined: str, starts: list[int]
-) -> dict[str, float]:
-    """``term_similarity`` of ``term`` to every stem of the sorted ``universe`` it is near,
-    found without comparing against each: prefixes by bisection, containment by substring
-    search over the joined universe, spellings by rapidfuzz's C loop."""
+@dataclass(frozen=True)
+class Universe:
+    """The distinct stems of a set of candidate documents, arranged for :func:`_near_terms`."""
+
+    #: Sorted stems.
+    words: list[str]
+    #: The same stems as a set, and the lengths (of four or more) that occur among them.
+    members: frozenset[str]
+    lengths: tuple[int, ...]
+    #: The stems joined by newlines, and where each starts in that text.
+    joined: str
+    starts: list[int]
+
+    @classmethod
+    def of(cls, stems: Iterable[str]) -> Universe:
+        """The universe of ``stems``."""
+        words = sorted(set(stems))
+        starts, offset = [], 0
+        for word in words:
+            starts.append(offset)
+            offset += len(word) + 1
+        return cls(
+            words,
+            frozenset(words),
+            tuple(sorted({len(w) for w in words if len(w) >= 4})),
+            "\n".join(words),
+            starts,
+        )
+
+
+def _near_terms(term: str, universe: Universe) -> dict[str, float]:
+    """``term_similarity`` of ``term`` to every stem of ``universe`` it is near, found without
+    comparing against each: prefixes by bisection and set look-ups, containment by substring
+    search over the joined universe and by look-ups of the term's pieces of the lengths the
+    universe has, spellings by rapidfuzz's C loop. Terms are at most
+    :data:`~faq.normalize.MAX_TERM_CHARS` long, so the look-ups per term are bounded."""
     near: dict[str, float] = {}
     if len(term) < 3:
         return near
-    lo = bisect.bisect_left(universe, term)
-    for word in universe[lo:]:
-        if not word.startswith(term):
-            break
-        if word != term:
-            near[word] = 0.7
+    words, members = universe.words, universe.members
+    at = bisect.bisect_left(words, term)
+    while at < len(words) and words[at].startswith(term):
+        if words[at] != term:
+            near[words[at]] = 0.7
+        at += 1
     for size in range(3, len(term)):
         head = term[:size]
-        i = bisect.bisect_left(universe, head)
-        if i < len(universe) and universe[i] == head:
+        if head in members:
             near[head] = 0.7
     if len(term) >= 4:
-        at = joined.find(term)
-        while at >= 0:
-            index = bisect.bisect_right(starts, at) - 1
-            word = universe[index]
+        joined, starts = universe.joined, universe.starts
+        found = joined.find(term)
+        while found >= 0:
+            index = bisect.bisect_right(starts, found) - 1
+            word = words[index]
             if word != term and word not in near:
                 near[word] = 0.6
-            at = joined.find(term, starts[index] + len(word))
-        for size in range(4, len(term)):
+            found = joined.find(term, starts[index] + len(word))
+        # Stems inside the term (not at its start, those are prefixes): only the lengths some
+        # stem has are tried.
+        for size in universe.lengths:
+            if size >= len(term):
+                break
             for begin in range(1, len(term) - size + 1):
                 part = term[begin : begin + size]
-                i = bisect.bisect_left(universe, part)
-                if i < len(universe) and universe[i] == part and part not in near:
+                if part in members and part not in near:
                     near[part] = 0.6
     if len(term) >= 5:
         for word, ratio, _ in process.extract(
-            term, universe, scorer=fuzz.ratio, score_cutoff=80, limit=None
+            term, words, scorer=fuzz.ratio, score_cutoff=80, limit=None
         ):
             if len(word) >= 5 and word != term and word not in near:
                 near[word] = 0.8 * ratio / 100.0
@@ -223,9 +265,20 @@ class PreparedQuery:
 
 @lru_cache(maxsize=8192)
 def _doc_tokens(search_text: str) -> tuple[tuple[str, ...], ...]:
-    # The same threads come back for many questions; their stems are worth keeping.
-    lines = tuple(tuple(stem(w) for w in _TOKEN.findall(line)) for line in search_text.splitlines())
+    # The same threads come back for many questions; their stems are worth keeping. Bounded
+    # like a query, so a huge row stored before the bounds existed costs no more than a new one.
+    lines = tuple(
+        tuple(stem(w) for w in _TOKEN.findall(line) if len(w) <= MAX_TERM_CHARS)
+        for line in search_text[:MAX_DOC_CHARS].splitlines()
+    )
     return lines or ((),)
+
+
+def _query_terms(text: str, synonyms: Synonyms) -> tuple[list[str], list[str]]:
+    # Pure computation, run in a worker thread: the first MAX_QUERY_WORDS search terms of
+    # ``text`` and their stems.
+    words = search_terms(text, synonyms)[:MAX_QUERY_WORDS]
+    return words, [stem(w) for w in words]
 
 
 def _sigmoid(x: float) -> float:
@@ -253,15 +306,15 @@ class LexicalMatcher:
         self.now = now
 
     async def prepare(self, repo: SearchRepo, text: str) -> PreparedQuery | None:
-        """Normalise ``text`` and look up its terms' document frequencies."""
-        words = search_terms(text, self.synonyms)
+        """Normalise ``text`` (its first :data:`MAX_QUERY_WORDS` search terms, in a worker
+        thread) and look up its terms' document frequencies."""
+        words, word_stems = await asyncio.to_thread(_query_terms, text, self.synonyms)
         if not words:
             return None
         freq, total = await repo.document_frequencies(words)
         stems: dict[str, int] = {}
         stem_word: dict[str, str] = {}
-        for word in words:
-            s = stem(word)
+        for word, s in zip(words, word_stems, strict=True):
             if s not in stems:
                 stems[s] = freq.get(word, 0)
                 stem_word[s] = word
@@ -279,19 +332,15 @@ class LexicalMatcher:
         )
 
     def features(self, query: PreparedQuery, hits: Sequence[SearchHit]) -> list[Features]:
-        """The four similarities of each hit to the query."""
+        """The four similarities of each hit to the query (pure computation: :meth:`rank`
+        runs it in a worker thread)."""
         docs = [_doc_tokens(h.search_text) for h in hits]
-        universe = sorted({t for lines in docs for line in lines for t in line})
-        starts, offset = [], 0
-        for word in universe:
-            starts.append(offset)
-            offset += len(word) + 1
-        joined = "\n".join(universe)
-        present = set(universe)
+        universe = Universe.of(t for lines in docs for line in lines for t in line)
+        present = universe.members
         # links[d]: the query stems that document stem d stands in for, and how well.
         links: dict[str, list[tuple[str, float]]] = {}
         for q in query.stems:
-            row = _near_terms(q, universe, joined, starts)
+            row = _near_terms(q, universe)
             if q in present:
                 row[q] = 1.0
             for d, s in row.items():
@@ -405,8 +454,10 @@ class LexicalMatcher:
         hits = [h for h in hits if not (h.kind == "thread" and h.ref_id == exclude_thread)]
         if not hits:
             return []
+        # The CPU-heavy part runs off the event loop; the store is only touched above.
+        features = await asyncio.to_thread(self.features, query, hits)
         scored = []
-        for hit, f in zip(hits, self.features(query, hits), strict=True):
+        for hit, f in zip(hits, features, strict=True):
             adjust = self.signal_adjustment(hit, community_id)
             scored.append(Scored(hit, f, adjust, self.confidence(f, adjust)))
         scored.sort(key=lambda s: s.score, reverse=True)

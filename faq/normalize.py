@@ -72,10 +72,35 @@ DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
 )
 
 
+#: Only this many characters of a text are normalised (Telegram's whole limit, more than
+#: Discord's): matching and indexing cost stays bounded whatever a member pastes.
+MAX_TEXT_CHARS = 4096
+#: A "word" longer than this is not one (a pasted hash, a key held down): search terms drop it.
+MAX_TERM_CHARS = 40
+#: Characters normalised at a time by :func:`_nfkc_head`.
+_NFKC_PIECE = 512
+
+
+def _nfkc_head(text: str, limit: int) -> str:
+    """The first ``limit`` characters of NFKC ``text``, normalised a piece at a time: one
+    character can expand to eighteen (U+FDFA), so normalising all of it could cost 18 times
+    what is kept. (A piece boundary can leave a letter and its accent uncomposed; ``clean``
+    decomposes and drops accents anyway.)"""
+    out: list[str] = []
+    size = 0
+    for start in range(0, min(len(text), limit), _NFKC_PIECE):
+        piece = unicodedata.normalize("NFKC", text[start : start + _NFKC_PIECE])
+        out.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return "".join(out)[:limit]
+
+
 def clean(text: str) -> str:
-    """Casefolded words of ``text`` joined by single spaces, without accents, URLs, mentions,
-    emoji or markup."""
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    """Casefolded words of ``text`` (its first :data:`MAX_TEXT_CHARS` characters) joined by
+    single spaces, without accents, URLs, mentions, emoji or markup."""
+    text = _nfkc_head(text, MAX_TEXT_CHARS).translate(_INVISIBLE)
     text = _URL.sub(" ", text)
     text = _MENTION.sub(" ", text)
     decomposed = unicodedata.normalize("NFKD", text.casefold())
@@ -155,12 +180,17 @@ def _split_apostrophe(word: str) -> list[str]:
 
 def search_terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
     """Content words of ``text`` for retrieval: cleaned, synonyms mapped, contractions and
-    possessives resolved, stop words dropped, duplicates removed (first occurrence kept)."""
+    possessives resolved, stop words and words over :data:`MAX_TERM_CHARS` dropped,
+    duplicates removed (first occurrence kept)."""
     words = synonyms.apply(clean(text).split())
     seen: dict[str, None] = {}
     for word in words:
         for part in _split_apostrophe(word):
-            if part not in STOP_WORDS and (len(part) > 1 or part.isdigit()):
+            if (
+                part not in STOP_WORDS
+                and (len(part) > 1 or part.isdigit())
+                and len(part) <= MAX_TERM_CHARS
+            ):
                 seen.setdefault(part, None)
     return list(seen)
 
