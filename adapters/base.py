@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.events import ChannelRef, Event, Outgoing
 
@@ -28,6 +30,57 @@ class TransientAdapterError(AdapterError):
         self.retry_after = retry_after
 
 
+@dataclass
+class Progress:
+    """How far posting (or re-posting, for an edit) one message got: the platform id of every
+    chunk it has now, first first, and for a send how much of the text those chunks carry.
+
+    A platform splits long text into several messages. The outbox keeps a message's progress
+    in its row and hands it back on a retry, also after a restart, so a send that failed on
+    chunk 2 goes on with chunk 2 instead of posting chunk 1 again, and an edit that already
+    posted an extra chunk does not post it twice. ``done`` and ``carry`` are the
+    :class:`adapters.text.Piece` ``end`` and ``carry`` of the last chunk posted.
+    """
+
+    ids: list[str] = field(default_factory=list)
+    done: int = 0
+    carry: str = ""
+    #: Records the progress durably (set by the outbox); awaited before the next chunk goes.
+    save: Callable[[Progress], Awaitable[None]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    async def posted(self, chunk_id: str, end: int, carry: str = "", *, more: bool) -> None:
+        """A chunk was posted, ending at ``end`` of the text; ``more``: chunks follow (then
+        the progress is recorded before the next one goes)."""
+        self.ids.append(chunk_id)
+        self.done, self.carry = end, carry
+        if more and self.save is not None:
+            await self.save(self)
+
+    async def changed(self, ids: Sequence[str]) -> None:
+        """An edit posted or removed chunks: the message's chunks are now ``ids``."""
+        self.ids = list(ids)
+        if self.save is not None:
+            await self.save(self)
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-ready form (for the outbox row)."""
+        return {"ids": list(self.ids), "done": self.done, "carry": self.carry}
+
+    @classmethod
+    def from_record(cls, data: Any) -> Progress:
+        """Read back :meth:`record` (anything else: nothing posted yet)."""
+        if not isinstance(data, dict):
+            return cls()
+        ids = data.get("ids")
+        return cls(
+            ids=[str(i) for i in ids] if isinstance(ids, list) else [],
+            done=int(data.get("done") or 0),
+            carry=str(data.get("carry") or ""),
+        )
+
+
 class Pacing:
     """How fast copss may post on a platform: a minimum gap per chat, an optional cap per chat
     per window (e.g. Telegram groups: 20 a minute) for the chats ``window_applies`` selects, and
@@ -49,8 +102,11 @@ class Pacing:
 class Adapter(ABC):
     """One platform connection.
 
-    ``start`` connects and feeds events to the sink until ``close`` is called; ``send`` returns
-    the platform id of the posted message (the first one, when the text had to be split).
+    ``start`` connects and feeds events to the sink until ``close`` is called. Text longer
+    than the platform allows is posted as several messages ("chunks"): ``send`` and ``edit``
+    return the platform id of every chunk, first first, and ``edit`` and ``delete`` take them
+    all, so nothing copss posted is ever left behind. Each adapter cleans what it posts (text
+    and names) with :func:`adapters.text.outgoing_text` and :func:`adapters.text.outgoing_name`.
     """
 
     #: ``console``, ``discord`` or ``telegram``.
@@ -65,19 +121,34 @@ class Adapter(ABC):
         """Connect and deliver events to ``sink`` until closed."""
 
     @abstractmethod
-    async def send(self, message: Outgoing) -> str:
-        """Post a message and return its platform id."""
+    async def send(self, message: Outgoing, progress: Progress | None = None) -> list[str]:
+        """Post a message; returns the platform id of every chunk, first first.
+
+        ``progress`` holds what an earlier attempt at the same message posted: the send goes
+        on after it. Every chunk posted is added to it, so after a failure it tells the next
+        attempt where to go on.
+        """
 
     @abstractmethod
     async def edit(
-        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
-    ) -> None:
-        """Replace the text of a message the bot posted (``as_name``: the author a bridged
-        copy names, as in :class:`bot.events.Outgoing`)."""
+        self,
+        channel: ChannelRef,
+        message_ids: Sequence[str],
+        text: str,
+        *,
+        as_name: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Replace the text of a message the bot posted in chunks ``message_ids``; returns
+        its chunks now. The new text is split again: chunks are edited in place, chunks no
+        longer needed are deleted, and extra chunks are posted when the text grew (each told
+        to ``progress``, so a retry posts none twice). ``as_name``: the author a bridged copy
+        names, as in :class:`bot.events.Outgoing`."""
 
     @abstractmethod
-    async def delete(self, channel: ChannelRef, message_id: str) -> None:
-        """Delete a message (the bot's own, or a member's where the bot may)."""
+    async def delete(self, channel: ChannelRef, message_ids: Sequence[str]) -> None:
+        """Delete a message with all its chunks (the bot's own, or a member's where the bot
+        may); a chunk that is already gone counts as deleted."""
 
     @abstractmethod
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Adapter, AdapterError, TransientAdapterError
+from adapters.base import Adapter, AdapterError, Progress, TransientAdapterError
 from bot.events import ChannelRef, Event, Outgoing, dedup_key, from_record, to_record
 from bot.pacing import Pacer
 from storage.engine import Database
@@ -34,10 +34,13 @@ log = logging.getLogger(__name__)
 
 #: A handler returns True when it handled the event (later handlers are then skipped).
 Handler = Callable[[Event, "Context"], Awaitable[bool]]
-#: Called after the outbox sent a row, inside a transaction, with the platform message id.
+#: Called after the outbox sent a row (or carried out an edit row: ``meta["action"]`` is
+#: ``edit``), inside a transaction, with the platform id of the message's first chunk;
+#: :func:`sent_chunks` gives every chunk's id.
 SentHook = Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]]
 #: Called just before a row is sent; may return a changed message (e.g. a reply target that
-#: only became known when an earlier row was sent).
+#: only became known when an earlier row was sent) and may bring the row's ``meta`` up to date
+#: for this attempt (e.g. ``message_ids``: the chunks an edit or delete acts on now).
 PrepareHook = Callable[[AsyncSession, OutboxMessage, Outgoing], Awaitable[Outgoing]]
 
 MAX_SEND_ATTEMPTS = 8
@@ -46,6 +49,18 @@ INBOX_RETENTION = timedelta(days=7)
 STORE_RETRY = 1.0
 #: Seconds between looks at the outbox when nothing woke the sender.
 SENDER_POLL = 2.0
+#: The outbox row ``meta`` key holding the chunks of a message as they are posted (see
+#: :class:`adapters.base.Progress`), so a retry, also after a restart, goes on where it stopped
+#: and every chunk is known once it is sent.
+CHUNKS = "chunks"
+
+
+def sent_chunks(row: OutboxMessage) -> list[str]:
+    """The platform ids of every chunk of the message a row posted or edited, first first."""
+    ids = Progress.from_record(row.meta.get(CHUNKS)).ids
+    if ids:
+        return ids
+    return [row.platform_message_id] if row.platform_message_id else []
 
 
 @dataclass
@@ -277,12 +292,15 @@ class Hub:
         # Platforms limit posting per chat, whatever topic or thread in it.
         chat = row.chat_id
         attempts = row.attempts
+        # The chunks an earlier attempt posted (kept in the row): a split message goes on at
+        # the chunk that failed instead of posting its first chunks again.
+        progress = self._tracked(row, Progress.from_record(row.meta.get(CHUNKS)))
         while True:
             if pacer is not None:
                 await pacer.wait(chat)
             attempts += 1
             try:
-                message_id = await adapter.send(out)
+                chunk_ids = await adapter.send(out, progress)
             except TransientAdapterError as exc:
                 log.warning("send to %s delayed %.1fs: %s", out.channel.key(), exc.retry_after, exc)
                 await self._note_attempt(row.id, attempts, str(exc))
@@ -304,20 +322,44 @@ class Hub:
                 continue
             if pacer is not None:
                 pacer.record(chat, time.monotonic())
-            await self._finish(row, message_id)
+            await self._finish(row, chunk_ids)
             return
+
+    def _tracked(self, row: OutboxMessage, progress: Progress) -> Progress:
+        """``progress`` recorded in the row whenever the adapter reports a chunk."""
+
+        async def save(now: Progress) -> None:
+            async with self.db.session() as session:
+                fresh = await session.get(OutboxMessage, row.id)
+                if fresh is not None:
+                    fresh.meta = {**fresh.meta, CHUNKS: now.record()}
+
+        progress.save = save
+        return progress
 
     async def _act(self, adapter: Adapter, out: Outgoing, row: OutboxMessage) -> None:
         # Edits and deletes ride the outbox too, so they survive restarts and keep their order
         # relative to the messages they change.
         action = row.meta["action"]
         target = str(row.meta.get("message_id", ""))
+        # Every chunk of the message: as an earlier attempt at this row left them (an edit
+        # may have posted extra chunks), else as queued (``message_ids``), else the one id.
+        ids = Progress.from_record(row.meta.get(CHUNKS)).ids or [
+            str(i) for i in row.meta.get("message_ids") or [target]
+        ]
+        progress = self._tracked(row, Progress(ids=ids))
         for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
             try:
                 if action == "delete":
-                    await adapter.delete(out.channel, target)
+                    await adapter.delete(out.channel, progress.ids)
                 else:
-                    await adapter.edit(out.channel, target, out.text, as_name=out.as_name)
+                    progress.ids = await adapter.edit(
+                        out.channel,
+                        list(progress.ids),
+                        out.text,
+                        as_name=out.as_name,
+                        progress=progress,
+                    )
             except TransientAdapterError as exc:
                 await asyncio.sleep(exc.retry_after)
                 continue
@@ -329,7 +371,7 @@ class Hub:
                 log.warning("%s of %s failed (%s), attempt %d", action, target, exc, attempt)
                 await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
                 continue
-            await self._finish(row, target, record=False)
+            await self._finish(row, progress.ids, record=False, hooks=action == "edit")
             return
         await self._finish(row, None, error="gave up")
 
@@ -342,26 +384,37 @@ class Hub:
             )
 
     async def _finish(
-        self, row: OutboxMessage, message_id: str | None, error: str = "", record: bool = True
+        self,
+        row: OutboxMessage,
+        chunk_ids: Sequence[str] | None,
+        error: str = "",
+        record: bool = True,
+        hooks: bool = True,
     ) -> None:
+        """Mark a row sent with the ids of every chunk of its message (kept in ``meta``), or
+        failed (``chunk_ids`` None); ``record``: store the message copss posted; ``hooks``: run
+        the sent hooks."""
         async with self.db.session() as session:
             fresh = await session.get(OutboxMessage, row.id)
             if fresh is None:
                 return
-            if message_id is None:
-                fresh.state, fresh.last_error = "failed", error[:500]
+            if not chunk_ids:
+                fresh.state, fresh.last_error = "failed", (error or "nothing was posted")[:500]
                 return
+            message_id = chunk_ids[0]
             fresh.state, fresh.platform_message_id, fresh.sent_at = "sent", message_id, utcnow()
-            if not record:
-                return
-            repo = ConversationRepo(session)
-            channel = await repo.ensure_channel(fresh.platform, fresh.chat_id, fresh.thread_id)
-            bot = await repo.ensure_member(fresh.platform, "copss", "copss", is_bot=True)
-            await repo.add_message(
-                channel, message_id, bot, fresh.text, utcnow(), fresh.reply_to, fresh.origin
-            )
-            for hook in self.sent_hooks:
-                await hook(session, fresh, message_id)
+            if hooks:
+                fresh.meta = {**fresh.meta, CHUNKS: {"ids": list(chunk_ids)}}
+            if record:
+                repo = ConversationRepo(session)
+                channel = await repo.ensure_channel(fresh.platform, fresh.chat_id, fresh.thread_id)
+                bot = await repo.ensure_member(fresh.platform, "copss", "copss", is_bot=True)
+                await repo.add_message(
+                    channel, message_id, bot, fresh.text, utcnow(), fresh.reply_to, fresh.origin
+                )
+            if hooks:
+                for hook in self.sent_hooks:
+                    await hook(session, fresh, message_id)
 
     # -- admin truth ---------------------------------------------------------------------------
 

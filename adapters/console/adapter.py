@@ -7,12 +7,14 @@ import contextlib
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from adapters.base import Adapter, AdapterError, EventSink
+from adapters.base import Adapter, AdapterError, EventSink, Progress
 from adapters.console import parse
+from adapters.text import outgoing_name, outgoing_text
 from bot.events import (
     Author,
     ChannelRef,
@@ -23,6 +25,13 @@ from bot.events import (
     Outgoing,
     ReactionEvent,
 )
+
+
+def _shown(text: str, as_name: str | None) -> str:
+    # What copss posts here, cleaned like on any platform: a bridged member's name or words
+    # must not move the cursor, clear the screen, retitle the terminal or ring its bell.
+    text = outgoing_text(text)
+    return f"{outgoing_name(as_name)}: {text}" if as_name else text
 
 
 @dataclass(frozen=True)
@@ -94,11 +103,12 @@ class ConsoleAdapter(Adapter):
             finally:
                 self._line_done.set()
 
-    async def send(self, message: Outgoing) -> str:
-        """Print (and queue for :meth:`pop`) what copss says."""
+    async def send(self, message: Outgoing, progress: Progress | None = None) -> list[str]:
+        """Print (and queue for :meth:`pop`) what copss says, as one message however long;
+        returns its id."""
         reply_number = self._numbers.get(message.reply_to) if message.reply_to else None
         number, message_id = self._next_id()
-        text = f"{message.as_name}: {message.text}" if message.as_name else message.text
+        text = _shown(message.text, message.as_name)
         said = Said(number, text, reply_number, message_id)
         self.said.append(said)
         self._said.put_nowait(said)
@@ -106,21 +116,30 @@ class ConsoleAdapter(Adapter):
         if self.terminal:
             arrow = f" ↪#{reply_number}" if reply_number else ""
             self._print(f"#{number} copss{arrow}: {text}")
-        return message_id
+        if progress is not None:
+            await progress.posted(message_id, len(message.text), more=False)
+        return [message_id]
 
     async def edit(
-        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
-    ) -> None:
-        """Show the edit."""
-        if as_name:
-            text = f"{as_name}: {text}"
+        self,
+        channel: ChannelRef,
+        message_ids: Sequence[str],
+        text: str,
+        *,
+        as_name: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Show the edit (the console never splits, so a message is one chunk)."""
         if self.terminal:
-            self._print(f"(#{self._numbers.get(message_id, '?')} edited) {text}")
+            number = self._numbers.get(message_ids[0], "?") if message_ids else "?"
+            self._print(f"(#{number} edited) {_shown(text, as_name)}")
+        return list(message_ids)
 
-    async def delete(self, channel: ChannelRef, message_id: str) -> None:
+    async def delete(self, channel: ChannelRef, message_ids: Sequence[str]) -> None:
         """Show the delete."""
         if self.terminal:
-            self._print(f"(#{self._numbers.get(message_id, '?')} deleted)")
+            for message_id in message_ids:
+                self._print(f"(#{self._numbers.get(message_id, '?')} deleted)")
 
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
         """Whoever sits at the console runs it, so every console member is an admin."""
@@ -287,6 +306,9 @@ class ConsoleAdapter(Adapter):
             self._print(f"#{number} {self.user}{arrow}: {text}")
 
     def _print(self, text: str) -> None:
+        # Whatever is printed, control characters in it never reach the terminal raw (what
+        # copss says is cleaned in send already; this also covers echoed names and errors).
+        text = outgoing_text(text)
         if not text:
             return
         if self._tty and not self._line_done.is_set():

@@ -24,7 +24,7 @@ from typing import Any
 
 import discord
 
-from adapters.base import Adapter, AdapterError, EventSink
+from adapters.base import Adapter, AdapterError, EventSink, Progress
 from adapters.discord import permissions
 from adapters.discord.client import MESSAGE_CONTENT_HELP, CopssClient, copss_intents
 from adapters.discord.commands import SlashCommands
@@ -91,19 +91,25 @@ class DiscordAdapter(Adapter):
         self._closing = True
         await self.client.close()
 
-    async def send(self, message: Outgoing) -> str:
-        """Post in the channel or thread (see :meth:`Sender.send`); the first chunk's id."""
-        return await self.sender.send(message)
+    async def send(self, message: Outgoing, progress: Progress | None = None) -> list[str]:
+        """Post in the channel or thread (see :meth:`Sender.send`); every chunk's id."""
+        return await self.sender.send(message, progress)
 
     async def edit(
-        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
-    ) -> None:
+        self,
+        channel: ChannelRef,
+        message_ids: Sequence[str],
+        text: str,
+        *,
+        as_name: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
         """Edit a message copss posted, keeping its head (see :meth:`PostedCopies.edit`)."""
-        await self.copies.edit(channel, message_id, text)
+        return await self.copies.edit(channel, message_ids, text, as_name, progress)
 
-    async def delete(self, channel: ChannelRef, message_id: str) -> None:
+    async def delete(self, channel: ChannelRef, message_ids: Sequence[str]) -> None:
         """Delete a message with every chunk of it (see :meth:`PostedCopies.delete`)."""
-        await self.copies.delete(channel, message_id)
+        await self.copies.delete(channel, message_ids)
 
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
         """Whether Discord says, now, that the member administers the channel's server."""

@@ -3,18 +3,20 @@
 A message is split at 2000 characters and every chunk pings nobody. A slash command's answer
 goes back through its interaction, a bridged copy through copss's webhook of the channel
 (else as the bot with its author's name in front), anything else as a real reply from the
-bot. A retry goes on from the chunk where the last attempt stopped, and Discord's failures
-become AdapterError or TransientAdapterError for the outbox.
+bot. Text and author names are cleaned of invisible and control characters first. Every
+chunk posted is told to the outbox's :class:`~adapters.base.Progress`, so a retry (also after
+a restart) goes on from the chunk where the last attempt stopped; Discord's failures become
+AdapterError or TransientAdapterError for the outbox.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
-from dataclasses import dataclass
 
 import discord
 
-from adapters.base import AdapterError, TransientAdapterError
+from adapters.base import AdapterError, Progress
 from adapters.discord.client import NO_MENTIONS, CopssClient
 from adapters.discord.commands import SlashCommands
 from adapters.discord.copies import Copy, PostedCopies
@@ -26,23 +28,12 @@ from adapters.discord.translate import (
     reply_line,
 )
 from adapters.discord.webhooks import WebhookRefused, Webhooks, webhook_gone, webhook_trouble
-from adapters.text import split_text
+from adapters.text import outgoing_name, outgoing_text, split_pieces
 from bot.events import Outgoing
 
 
-@dataclass
-class Partial:
-    """A split message part-way posted: its head, all its chunks, the ids posted so far, and
-    the webhook its first chunk went through (None: as the bot)."""
-
-    head: str
-    chunks: list[str]
-    posted: list[str]
-    webhook_id: int | None = None
-
-
 class Sender:
-    """Posts outgoing messages, remembering split messages a failure interrupted."""
+    """Posts outgoing messages, going on where an earlier attempt stopped."""
 
     def __init__(
         self,
@@ -55,20 +46,23 @@ class Sender:
         self.slash = slash
         self.webhooks = webhooks
         self.copies = copies
-        # Chunks of a split message already posted, by outbox key, so a retry goes on from
-        # where it failed (interaction follow-ups and webhooks take no nonce to make a repeat
-        # harmless).
-        self._posted: dict[str, Partial] = {}
 
-    async def send(self, message: Outgoing) -> str:
+    async def send(self, message: Outgoing, progress: Progress | None = None) -> list[str]:
         """Post in the channel or thread (split at 2000 characters), pinging nobody; a slash
-        command's answer goes back through its interaction.
+        command's answer goes back through its interaction. Returns every chunk's id.
 
         A bridged copy (``as_name`` set) is posted through copss's webhook of the channel
         under the author's name; where webhooks are not allowed it is posted as the bot with
         the name in bold in front. Other messages are real replies posted as the bot.
+        ``progress`` holds the chunks an earlier attempt posted: the send goes on after them.
         """
-        if not message.text.strip():
+        progress = progress if progress is not None else Progress()
+        message = dataclasses.replace(
+            message,
+            text=outgoing_text(message.text),
+            as_name=outgoing_name(message.as_name) if message.as_name is not None else None,
+        )
+        if not message.text.strip() and not progress.ids:
             raise AdapterError("discord cannot post an empty message")
         interaction = self.slash.interaction(message.reply_to)
         try:
@@ -77,7 +71,7 @@ class Sender:
                 hook = await self.webhooks.for_channel(message.channel)
             for attempt in range(3):
                 try:
-                    return await self._send_chunks(message, interaction, hook)
+                    return await self._send_chunks(message, interaction, hook, progress)
                 except WebhookRefused as refused:
                     # Nothing was posted yet. A webhook deleted meanwhile is looked for (or
                     # made) once more; otherwise the copy goes out as the bot.
@@ -97,46 +91,49 @@ class Sender:
         message: Outgoing,
         interaction: discord.Interaction | None,
         hook: discord.Webhook | None,
-    ) -> str:
-        key = message.key
-        saved = self._posted.pop(key, None) if key else None
-        if saved is None:
-            head = self._copy_head(message, hook)
-            chunks = split_text(message.text, MESSAGE_LIMIT - len(head), code_fences=True)
-            chunks[0] = head + chunks[0]
-            saved = Partial(head, chunks, [])
-        # A retry goes on from where the last attempt stopped, with the same chunks.
-        chunks, posted = saved.chunks, saved.posted
-        while len(posted) < len(chunks):
-            index = len(posted)
+        progress: Progress,
+    ) -> list[str]:
+        # The head goes before the first chunk only; a send that goes on after chunks posted
+        # earlier splits the rest of the text as the first attempt did.
+        head = "" if progress.ids else self._copy_head(message, hook)
+        pieces = split_pieces(
+            message.text,
+            MESSAGE_LIMIT,
+            code_fences=True,
+            first_limit=None if progress.ids else MESSAGE_LIMIT - len(head),
+            start=progress.done if progress.ids else 0,
+            carry=progress.carry if progress.ids else "",
+        )
+        webhook_id: int | None = None
+        at = 0
+        while at < len(pieces):
+            piece, index = pieces[at], len(progress.ids)
+            text = head + piece.text if index == 0 else piece.text
             try:
                 sent = None
                 if interaction is not None:
-                    sent = await self.slash.answer(interaction, chunks[index], index)
+                    sent = await self.slash.answer(interaction, text, index)
                     if sent is None:
                         interaction = None  # expired: the rest goes to the channel
                 if sent is None and hook is not None:
-                    sent = await self.webhooks.post(hook, message, chunks[index])
+                    sent = await self.webhooks.post(hook, message, text)
                     if index == 0:
-                        saved.webhook_id = hook.id
+                        webhook_id = hook.id
                 if sent is None:
-                    sent = await self._post(message, chunks[index], index)
+                    sent = await self._post(message, text, index)
             except Exception as exc:
                 if hook is not None and webhook_trouble(exc):
                     self.webhooks.failed(message.channel, exc)
-                    if not posted:
+                    if not progress.ids:
                         raise WebhookRefused(webhook_gone(exc)) from exc
                     hook = None  # the rest of a message already begun goes as the bot
                     continue
-                error = adapter_error(exc)
-                if key and posted and isinstance(error, TransientAdapterError):
-                    self._posted[key] = saved
                 raise
-            posted.append(sent)
-        self.copies.note(
-            int(posted[0]), Copy(saved.webhook_id, saved.head, tuple(int(p) for p in posted))
-        )
-        return posted[0]
+            at += 1
+            await progress.posted(sent, piece.end, piece.carry, more=at < len(pieces))
+            if index == 0:
+                self.copies.note(int(sent), Copy(webhook_id, head))
+        return list(progress.ids)
 
     def _copy_head(self, message: Outgoing, hook: discord.Webhook | None) -> str:
         """What goes before the text: a webhook copy links the message it answers (webhook

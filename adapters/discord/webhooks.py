@@ -72,10 +72,13 @@ class Webhooks:
             message.webhook_id is not None and message.webhook_id in self._hook_ids
         )
 
-    async def for_channel(self, channel: ChannelRef) -> discord.Webhook | None:
+    async def for_channel(
+        self, channel: ChannelRef, *, make: bool = True
+    ) -> discord.Webhook | None:
         """copss's webhook of the channel (a thread posts through its parent's): found by name
-        and application id, made once if there is none; None where copss may not have one
-        (no Manage Webhooks, a DM, Discord refusing), asked again after a while."""
+        and application id, made once if there is none (unless ``make`` is false: to delete
+        with it, say); None where copss may not have one (no Manage Webhooks, a DM, Discord
+        refusing), asked again after a while."""
         if not channel.chat_id.isdigit():
             return None
         cid = int(channel.chat_id)
@@ -91,7 +94,7 @@ class Webhooks:
             if hook is not None:
                 return hook
             try:
-                hook = await self._find_or_make(cid)
+                hook = await self._find_or_make(cid, make)
             except discord.HTTPException as exc:
                 if exc.status >= 500 or exc.status == 429:
                     raise  # Discord is struggling: the outbox tries again later
@@ -100,14 +103,15 @@ class Webhooks:
                 )
                 hook = None
             if hook is None:
-                self._no_hooks[cid] = time.monotonic()
+                if make:
+                    self._no_hooks[cid] = time.monotonic()
                 return None
             self._hooks[cid] = hook
             self._hook_ids.add(hook.id)
             self._no_hooks.pop(cid, None)
             return hook
 
-    async def _find_or_make(self, channel_id: int) -> discord.Webhook | None:
+    async def _find_or_make(self, channel_id: int, make: bool) -> discord.Webhook | None:
         place = self.client.get_channel(channel_id)
         if place is not None:
             if not isinstance(place, discord.abc.GuildChannel):
@@ -123,6 +127,8 @@ class Webhooks:
         for data in await self.client.http.channel_webhooks(channel_id):
             if is_copss_webhook(data, self.client.bot_view):
                 return self._bind(data)
+        if not make:
+            return None
         made = await self.client.http.create_webhook(
             channel_id, name=WEBHOOK_NAME, reason="copss posts bridged messages as their authors"
         )

@@ -33,9 +33,16 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
-from adapters.base import Adapter, AdapterError, EventSink, Pacing, TransientAdapterError
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    EventSink,
+    Pacing,
+    Progress,
+    TransientAdapterError,
+)
 from adapters.telegram.translate import update_events
-from adapters.text import split_text
+from adapters.text import Piece, outgoing_name, outgoing_text, split_pieces
 from bot.events import ChannelRef, MigrateEvent, Outgoing
 
 log = logging.getLogger(__name__)
@@ -68,7 +75,8 @@ class TelegramLimits:
 
 
 def _html_length(text: str) -> int:
-    # Telegram counts UTF-16 code units; escaping only makes the count larger, never smaller.
+    # Telegram counts UTF-16 code units of the text after parsing entities; measuring the
+    # escaped text instead only counts more (never less), so every chunk fits either way.
     return len(html.escape(text, quote=False).encode("utf-16-le")) // 2
 
 
@@ -235,19 +243,42 @@ class TelegramAdapter(Adapter):
     def _chat(self, chat_id: str) -> str:
         return self._migrated.get(chat_id, chat_id)
 
-    async def send(self, message: Outgoing) -> str:
-        """Post as HTML-escaped text, split at 4096, in the right topic, as a reply."""
-        # A bridged copy names its author in bold; the name counts against the length limit.
-        head = f"<b>{html.escape(message.as_name, quote=False)}</b>: " if message.as_name else ""
-        limit = MessageLimit.MAX_TEXT_LENGTH - _html_length(head)
-        chunks = split_text(message.text, limit, measure=_html_length)
-        first: str | None = None
-        for i, chunk in enumerate(chunks):
-            reply = message.reply_to if i == 0 else first
-            sent = await self._send_chunk(message.channel, chunk, reply, head if i == 0 else "")
-            first = first or sent
-        assert first is not None
-        return first
+    @staticmethod
+    def _head(name: str) -> str:
+        # A bridged copy names its author in bold before the text of its first chunk.
+        return f"<b>{html.escape(name, quote=False)}</b>: " if name else ""
+
+    @staticmethod
+    def _split(
+        text: str, name: str, *, headed: bool, start: int = 0, carry: str = ""
+    ) -> list[Piece]:
+        # Chunks of at most 4096; the first leaves room for the author's name when it has it.
+        limit = MessageLimit.MAX_TEXT_LENGTH
+        first = limit - _html_length(f"{name}: ") if name and headed else None
+        return split_pieces(
+            text, limit, measure=_html_length, first_limit=first, start=start, carry=carry
+        )
+
+    async def send(self, message: Outgoing, progress: Progress | None = None) -> list[str]:
+        """Post as HTML-escaped text in the right topic, as a reply; text beyond 4096 goes on
+        in further messages, each a reply to the first. Goes on after the chunks ``progress``
+        says were posted already; returns every chunk's id."""
+        progress = progress if progress is not None else Progress()
+        name = outgoing_name(message.as_name) if message.as_name else ""
+        head = self._head(name)
+        pieces = self._split(
+            outgoing_text(message.text),
+            name,
+            headed=not progress.ids,
+            start=progress.done if progress.ids else 0,
+            carry=progress.carry if progress.ids else "",
+        )
+        for number, piece in enumerate(pieces, 1):
+            first = not progress.ids
+            reply = message.reply_to if first else progress.ids[0]
+            sent = await self._send_chunk(message.channel, piece.text, reply, head if first else "")
+            await progress.posted(sent, piece.end, piece.carry, more=number < len(pieces))
+        return list(progress.ids)
 
     async def _send_chunk(
         self, channel: ChannelRef, text: str, reply_to: str | None, head: str = ""
@@ -288,29 +319,77 @@ class TelegramAdapter(Adapter):
         return exc
 
     async def edit(
-        self, channel: ChannelRef, message_id: str, text: str, *, as_name: str | None = None
-    ) -> None:
-        """Edit a message the bot sent (text beyond 4096 is cut to fit, marked with …)."""
-        head = f"<b>{html.escape(as_name, quote=False)}</b>: " if as_name else ""
-        limit = MessageLimit.MAX_TEXT_LENGTH - 1 - _html_length(head)
-        escaped_chunks = split_text(text, limit, measure=_html_length)
-        body = escaped_chunks[0] + ("…" if len(escaped_chunks) > 1 else "")
+        self,
+        channel: ChannelRef,
+        message_ids: Sequence[str],
+        text: str,
+        *,
+        as_name: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[str]:
+        """Edit a message the bot sent in chunks ``message_ids``: the new text is split again,
+        chunks are edited in place, chunks no longer needed deleted, and extra chunks posted
+        (as replies to the first) when the text grew; returns the chunks it has now."""
+        ids = list(message_ids)
+        if not ids:
+            raise AdapterError("telegram: no message to edit")
+        name = outgoing_name(as_name) if as_name else ""
+        head = self._head(name)
+        pieces = self._split(outgoing_text(text), name, headed=True)
+        for index, piece in enumerate(pieces):
+            if index < len(ids):
+                body = (head if index == 0 else "") + html.escape(piece.text, quote=False)
+                await self._edit_chunk(channel, ids[index], body)
+                continue
+            ids.append(await self._send_chunk(channel, piece.text, ids[0]))
+            if progress is not None:
+                await progress.changed(ids)  # so a retry edits this chunk, never posts it again
+        kept, leftover = ids[: len(pieces)], ids[len(pieces) :]
+        for message_id in leftover:
+            await self._delete_chunk(channel, message_id)
+        if leftover and progress is not None:
+            await progress.changed(kept)
+        return kept
+
+    async def _edit_chunk(self, channel: ChannelRef, message_id: str, body: str) -> None:
         try:
             await self.bot.edit_message_text(
-                head + html.escape(body, quote=False),
+                body,
                 chat_id=self._chat(channel.chat_id),
                 message_id=int(message_id),
                 parse_mode=ParseMode.HTML,
             )
+        except BadRequest as exc:
+            if "not modified" in exc.message.casefold():
+                return  # says so already (a retry of an edit that got this far)
+            raise self._map_error(exc) from exc
         except Exception as exc:
             raise self._map_error(exc) from exc
 
-    async def delete(self, channel: ChannelRef, message_id: str) -> None:
-        """Delete a message (the bot's own, or a member's when the bot is an admin)."""
+    async def _delete_chunk(self, channel: ChannelRef, message_id: str) -> None:
         try:
             await self.bot.delete_message(self._chat(channel.chat_id), int(message_id))
+        except BadRequest as exc:
+            if "not found" in exc.message.casefold():
+                return  # gone already, e.g. deleted by an earlier attempt
+            raise self._map_error(exc) from exc
         except Exception as exc:
             raise self._map_error(exc) from exc
+
+    async def delete(self, channel: ChannelRef, message_ids: Sequence[str]) -> None:
+        """Delete a message with every chunk of it (the bot's own, or a member's when the bot
+        is an admin); a chunk that is gone already counts as deleted. A chunk Telegram refuses
+        to delete does not keep the others."""
+        refused: AdapterError | None = None
+        for message_id in message_ids:
+            try:
+                await self._delete_chunk(channel, message_id)
+            except TransientAdapterError:
+                raise  # retried whole; chunks deleted meanwhile count as deleted then
+            except AdapterError as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
 
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
         """Asked of Telegram now (getChatMember), never cached. Nobody administers a private

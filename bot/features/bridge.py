@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core import Context
+from bot.core import Context, sent_chunks
 from bot.events import ChannelRef, DeleteEvent, EditEvent, Event, MessageEvent, Outgoing
 from storage.models import BridgeLink, Channel, Member, Message, MessageCopy, OutboxMessage
 from storage.repos.conversation import ConversationRepo
@@ -23,6 +24,42 @@ PLATFORM_NAMES = {"telegram": "Telegram", "discord": "Discord", "console": "cons
 def ref_of(channel: Channel) -> ChannelRef:
     """The event-side reference of a stored channel."""
     return ChannelRef(channel.platform, channel.chat_id, channel.thread_id or None)
+
+
+def copy_chunks(copy: MessageCopy) -> list[str]:
+    """The platform ids of every chunk of a bridged copy, first first (a copy recorded before
+    chunks were kept knows its first one only)."""
+    return [str(i) for i in copy.chunk_ids or []] or [copy.copy_platform_message_id]
+
+
+async def queue_copy_deletions(ctx: Context, original_ids: Sequence[int], key_prefix: str) -> int:
+    """Queue the deletion of every bridged copy of the messages ``original_ids`` (stored
+    message ids), each with every chunk it was split into; returns how many copies. Each copy
+    is one outbox row keyed ``{key_prefix}:{copy id}`` (queued once however often this runs);
+    the row carries the chunks' ids, so the copies go even when the originals are erased in
+    the same transaction."""
+    if not original_ids:
+        return 0
+    rows = await ctx.session.execute(
+        select(MessageCopy, Channel)
+        .join(Channel, MessageCopy.channel_id == Channel.id)
+        .where(MessageCopy.original_id.in_(list(original_ids)))
+        .order_by(MessageCopy.id)
+    )
+    count = 0
+    for copy, target in rows.all():
+        await ctx.send(
+            Outgoing(ref_of(target), ""),
+            key=f"{key_prefix}:{copy.id}",
+            meta={
+                "action": "delete",
+                "message_id": copy.copy_platform_message_id,
+                "message_ids": copy_chunks(copy),
+                "copy_id": copy.id,
+            },
+        )
+        count += 1
+    return count
 
 
 def relay_text(event: MessageEvent) -> str:
@@ -161,14 +198,27 @@ class Bridge:
             await ctx.send(
                 Outgoing(ref_of(target), text, as_name=name),
                 key=key,
-                meta={"action": action, "message_id": copy.copy_platform_message_id},
+                meta={
+                    "action": action,
+                    "message_id": copy.copy_platform_message_id,
+                    "message_ids": copy_chunks(copy),
+                    "copy_id": copy.id,
+                },
             )
 
     async def resolve_reply(
         self, session: AsyncSession, row: OutboxMessage, out: Outgoing
     ) -> Outgoing:
         """Outbox hook: a copy that answers something replies to that thing's counterpart on
-        the target side (known only once the earlier copy was sent)."""
+        the target side (known only once the earlier copy was sent). An edit or delete of a
+        copy acts on the chunks the copy has now, which an edit queued before it may have
+        changed (its ``message_ids`` were those of when it was queued)."""
+        copy_id = row.meta.get("copy_id")
+        if row.meta.get("action") and copy_id is not None:
+            copy = await session.get(MessageCopy, copy_id)
+            if copy is not None:
+                row.meta = {**row.meta, "message_ids": copy_chunks(copy)}
+            return out
         original_id = row.meta.get("reply_original_id")
         target_id = row.meta.get("target_channel_id")
         if original_id is None or target_id is None or out.reply_to is not None:
@@ -190,7 +240,13 @@ class Bridge:
         return Outgoing(out.channel, out.text, reply, out.as_name, out.origin, out.key)
 
     async def record_copy(self, session: AsyncSession, row: OutboxMessage, message_id: str) -> None:
-        """Outbox hook: remember where a copy went, for edits, deletes and replies."""
+        """Outbox hook: remember where a copy went, in every chunk, for edits, deletes and
+        replies; after an edit of a copy, the chunks it has now."""
+        if row.meta.get("action") == "edit" and row.meta.get("copy_id") is not None:
+            edited = await session.get(MessageCopy, row.meta["copy_id"])
+            if edited is not None:
+                edited.chunk_ids = sent_chunks(row)
+            return
         original_id = row.meta.get("copy_of")
         target_id = row.meta.get("target_channel_id")
         if original_id is None or target_id is None or row.meta.get("action"):
@@ -206,5 +262,6 @@ class Bridge:
                     original_id=original_id,
                     channel_id=target_id,
                     copy_platform_message_id=message_id,
+                    chunk_ids=sent_chunks(row),
                 )
             )

@@ -23,7 +23,10 @@ What it models (see the individual ``_m_*`` handlers for details):
   ``message_reaction_count`` are only delivered when explicitly requested) and the
   409 conflict a second concurrent poller causes;
 * a message store with one ``message_id`` counter per chat shared by user and bot messages;
-* ``sendMessage``/``editMessageText``/``deleteMessage`` with Telegram's usual 400 errors;
+* ``sendMessage``/``editMessageText``/``deleteMessage`` with Telegram's usual 400 errors; the
+  4096 limit counts UTF-16 code units of the text after parsing entities (``parse_mode``
+  ``HTML``: tags do not count, escapes count as the character), and HTML with a tag Telegram
+  does not know, an unbalanced tag or an unescaped ``<`` is refused ("can't parse entities");
 * chat member statuses per chat (``getChatMember`` answers "chat not found" / "user not
   found" like Telegram, and ``left`` for a known user who is not in the chat), bot commands,
   reactions, chat migration;
@@ -54,6 +57,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
@@ -329,6 +333,78 @@ DEFAULT_RATE_LIMITED_METHODS = frozenset(
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
+
+
+#: The tags of Telegram's HTML parse mode.
+_HTML_TAGS = frozenset(
+    {
+        "a",
+        "b",
+        "blockquote",
+        "code",
+        "del",
+        "em",
+        "i",
+        "ins",
+        "pre",
+        "s",
+        "span",
+        "strike",
+        "strong",
+        "tg-emoji",
+        "tg-spoiler",
+        "u",
+    }
+)
+_STRAY_LT_RE = re.compile(r"<(?!/?[A-Za-z][A-Za-z-]*[\s/>])")
+
+
+class _EntityText(HTMLParser):
+    """The text of an HTML-parse-mode message as Telegram keeps it: tags removed, entities
+    decoded; ``problem`` is set the way Telegram refuses what it cannot parse."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.open: list[str] = []
+        self.problem: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _HTML_TAGS:
+            self.problem = self.problem or f'Unsupported start tag "{tag}"'
+        self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.problem = self.problem or f'Unsupported start tag "{tag}"'
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open or self.open[-1] != tag:
+            expected = f', expected "</{self.open[-1]}>"' if self.open else ""
+            self.problem = self.problem or f'Unmatched end tag{expected}, found "</{tag}>"'
+            return
+        self.open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def entity_text(text: str, parse_mode: str | None) -> str:
+    """The text Telegram keeps of a message sent with ``parse_mode`` (what its length limit
+    counts); raises :class:`TelegramAPIError` where Telegram cannot parse the HTML."""
+    if (parse_mode or "").upper() != "HTML":
+        return text  # Markdown modes are not modelled: their markup counts (stricter)
+    if _STRAY_LT_RE.search(text):
+        raise TelegramAPIError(
+            400, "Bad Request: can't parse entities: Unsupported start tag at byte offset"
+        )
+    parser = _EntityText()
+    parser.feed(text)
+    parser.close()
+    if parser.open and parser.problem is None:
+        parser.problem = f'Can\'t find end tag corresponding to start tag "{parser.open[-1]}"'
+    if parser.problem is not None:
+        raise TelegramAPIError(400, f"Bad Request: can't parse entities: {parser.problem}")
+    return "".join(parser.parts)
 
 
 def _utf16_len(text: str) -> int:
@@ -1517,7 +1593,11 @@ class FakeTelegramAPI:
         text = "" if text is None else str(text)
         if not text.strip():
             raise TelegramAPIError(400, "Bad Request: message text is empty")
-        if len(text) > MAX_MESSAGE_LENGTH:
+        # Telegram counts UTF-16 code units of the text it keeps after parsing entities.
+        kept = entity_text(text, params.get("parse_mode"))
+        if not kept.strip():
+            raise TelegramAPIError(400, "Bad Request: message text is empty")
+        if _utf16_len(kept) > MAX_MESSAGE_LENGTH:
             raise TelegramAPIError(400, "Bad Request: message is too long")
         return text
 

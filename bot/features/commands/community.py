@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
-from bot.events import ChannelRef, Outgoing
+from bot.events import Outgoing
+from bot.features.bridge import queue_copy_deletions
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
 from bot.features.commands.member import thread_for_reply
 from bot.features.indexing import reindex_community
@@ -17,7 +18,6 @@ from storage.models import (
     AuditLog,
     Channel,
     Message,
-    MessageCopy,
     Suggestion,
     Thread,
 )
@@ -157,30 +157,21 @@ async def delete_everywhere(inv: Invocation) -> str:
     e = inv.event.channel
     s = inv.ctx.session
     target = await ConversationRepo(s).find_message(e.platform, e.chat_id, inv.event.reply_to)
-    places: list[tuple[ChannelRef, str, str]] = [
-        (e, inv.event.reply_to, f"delete:{e.key()}:{inv.event.reply_to}")
-    ]
+    await inv.ctx.send(
+        Outgoing(e, ""),
+        key=f"delete:{e.key()}:{inv.event.reply_to}",
+        meta={"action": "delete", "message_id": inv.event.reply_to},
+    )
+    places = 1
     if target is not None:
-        copies = (
-            await s.execute(
-                select(MessageCopy, Channel)
-                .join(Channel, MessageCopy.channel_id == Channel.id)
-                .where(MessageCopy.original_id == target.id)
-            )
-        ).all()
-        for copy, ch in copies:
-            ref = ChannelRef(ch.platform, ch.chat_id, ch.thread_id or None)
-            places.append((ref, copy.copy_platform_message_id, f"delete-copy:{copy.id}"))
+        # Every bridged copy goes, each with every chunk it was split into.
+        places += await queue_copy_deletions(inv.ctx, [target.id], "delete-copy")
         target.deleted, target.text = True, ""
         thread = await ThreadRepo(s).by_question(target.id)
         if thread is not None:
             await ThreadRepo(s).mark_deleted(thread)
         await s.execute(update(Message).where(Message.id == target.id).values(deleted=True))
-    for ref, message_id, key in places:
-        await inv.ctx.send(
-            Outgoing(ref, ""), key=key, meta={"action": "delete", "message_id": message_id}
-        )
-    return f"Deleting the message in {len(places)} place(s)."
+    return f"Deleting the message in {places} place(s)."
 
 
 COMMUNITY_COMMANDS = [
