@@ -23,7 +23,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Adapter, AdapterError, Progress, TransientAdapterError
-from bot.events import ChannelRef, Event, Outgoing, dedup_key, from_record, to_record
+from bot.events import (
+    ChannelRef,
+    Event,
+    Outgoing,
+    dedup_key,
+    from_record,
+    sanitized,
+    to_record,
+)
 from bot.pacing import Pacer
 from storage.engine import Database
 from storage.models import InboxEvent, OutboxMessage, utcnow
@@ -139,7 +147,10 @@ class Hub:
     # -- inbox ---------------------------------------------------------------------------------
 
     async def sink(self, event: Event) -> None:
-        """Store an incoming event; returns once it is durable (duplicates are dropped)."""
+        """Store an incoming event; returns once it is durable (duplicates are dropped).
+        Every string in it is made storable first (:func:`bot.events.sanitized`): handlers
+        only ever see the stored form."""
+        event = sanitized(event)
         async with self.db.session() as session:
             stored = await InboxRepo(session).put(
                 dedup_key(event), to_record(event), event.channel.platform

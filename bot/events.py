@@ -3,12 +3,16 @@
 Adapters translate native payloads into these frozen dataclasses at the edge; nothing past
 ``adapters/`` sees a discord.py or python-telegram-bot object except through ``raw``.
 Every event can be turned into a plain dict and back (``to_record``/``from_record``) so the hub
-can store it before handling it and replay it after a crash.
+can store it before handling it and replay it after a crash. :func:`sanitized` is what the
+hub applies to every event before storing it, so every string copss keeps is one every store
+(PostgreSQL included) can hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -152,18 +156,87 @@ def event_kind(event: Event) -> str:
     return _KIND_OF[type(event)]
 
 
+#: The longest dedup key stored as is (the inbox column holds 300 characters).
+MAX_KEY_CHARS = 300
+
+
 def dedup_key(event: Event) -> str:
-    """The key under which an event is stored once, however often a platform delivers it."""
+    """The key under which an event is stored once, however often a platform delivers it
+    (at most :data:`MAX_KEY_CHARS` characters: a longer one ends in a hash of the rest)."""
     base = f"{event.channel.platform}:{event.channel.chat_id}:{event.message_id}"
     if isinstance(event, EditEvent):
-        return f"edit:{base}:{event.edited_at.isoformat()}"
-    if isinstance(event, ReactionEvent):
-        return f"reaction:{base}:{event.author.user_id}:{event.emoji}:{int(event.added)}"
-    if isinstance(event, DeleteEvent):
-        return f"delete:{base}"
-    if isinstance(event, MigrateEvent):
-        return f"migrate:{base}"
-    return f"message:{base}"
+        key = f"edit:{base}:{event.edited_at.isoformat()}"
+    elif isinstance(event, ReactionEvent):
+        key = f"reaction:{base}:{event.author.user_id}:{event.emoji}:{int(event.added)}"
+    elif isinstance(event, DeleteEvent):
+        key = f"delete:{base}"
+    elif isinstance(event, MigrateEvent):
+        key = f"migrate:{base}"
+    else:
+        key = f"message:{base}"
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    # A console reaction can be any text; the key must still fit its column, and stay unique.
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{key[: MAX_KEY_CHARS - len(digest) - 1]}#{digest}"
+
+
+#: Removed from incoming text: NUL (PostgreSQL text cannot hold it) and the other C0 and C1
+#: control characters, which only ever move a terminal's cursor or change its state. Tab and
+#: newline stay; a carriage return becomes a newline.
+_CONTROLS: dict[int, None] = dict.fromkeys(
+    [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)]
+)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: Display names are cut to this many characters (Telegram allows 128, Discord 32).
+MAX_NAME_CHARS = 128
+
+
+def intake_text(text: str) -> str:
+    """``text`` as copss stores it: surrogate pairs joined, lone surrogates (text no encoding
+    can carry) replaced by U+FFFD, line ends made ``\\n``, and control characters other than
+    tab and newline removed. Everything else (emoji, any script, bidi and zero-width
+    characters) is kept: it is the member's text, and each adapter escapes what it posts."""
+    if _SURROGATE.search(text):
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.translate(_CONTROLS)
+
+
+def _sanitized_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return intake_text(value)
+    if isinstance(value, tuple):
+        return tuple(_sanitized_value(v) for v in value)
+    if isinstance(value, Author):
+        return Author(
+            intake_text(value.platform),
+            intake_text(value.user_id),
+            intake_text(value.display_name)[:MAX_NAME_CHARS],
+            value.is_bot,
+        )
+    if isinstance(value, ChannelRef):
+        return ChannelRef(
+            intake_text(value.platform),
+            intake_text(value.chat_id),
+            None if value.thread_id is None else intake_text(value.thread_id),
+        )
+    return value
+
+
+def sanitized(event: Event) -> Event:
+    """``event`` with every string in it (text, names, command arguments, ids, emoji, links)
+    passed through :func:`intake_text`; ``raw`` is kept as it is."""
+    changes = {}
+    for f in dataclasses.fields(event):
+        if f.name == "raw":
+            continue
+        value = getattr(event, f.name)
+        clean = _sanitized_value(value)
+        if clean != value:
+            changes[f.name] = clean
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 def _encode(value: Any) -> Any:
