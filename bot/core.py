@@ -19,7 +19,14 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import Adapter, AdapterError, Progress, TransientAdapterError
@@ -55,6 +62,11 @@ MAX_SEND_ATTEMPTS = 8
 INBOX_RETENTION = timedelta(days=7)
 #: Seconds to wait before trying the store again after it failed.
 STORE_RETRY = 1.0
+#: Seconds the handlers may take over one event; longer counts as a failed attempt.
+HANDLER_TIMEOUT = 30.0
+#: An event whose handling failed, timed out or was cut short by a crash this many times is
+#: parked: marked handled with the reason, so that the events after it are not held up.
+MAX_EVENT_ATTEMPTS = 3
 #: Seconds between looks at the outbox when nothing woke the sender.
 SENDER_POLL = 2.0
 #: The outbox row ``meta`` key holding the chunks of a message as they are posted (see
@@ -108,6 +120,14 @@ class Context:
         return await self.hub.is_admin(channel, user_id)
 
 
+def _store_unavailable(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says the store could not be reached or used for now (connection lost,
+    locked, timed out), rather than that the statement was wrong for it."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 class Hub:
     """Connects adapters, storage and handlers."""
 
@@ -120,10 +140,21 @@ class Hub:
         admins: Sequence[str] = (),
         sent_hooks: Sequence[SentHook] = (),
         prepare_hooks: Sequence[PrepareHook] = (),
+        handler_timeout: float | None = None,
+        max_event_attempts: int | None = None,
     ) -> None:
         self.db = db
         self.adapters = {a.platform: a for a in adapters}
         self.handlers = list(handlers)
+        #: Seconds the handlers may take over one event (default :data:`HANDLER_TIMEOUT`).
+        self.handler_timeout = HANDLER_TIMEOUT if handler_timeout is None else handler_timeout
+        #: Attempts after which an event is parked (default :data:`MAX_EVENT_ATTEMPTS`).
+        self.max_event_attempts = (
+            MAX_EVENT_ATTEMPTS if max_event_attempts is None else max_event_attempts
+        )
+        # Events whose last attempt ended because the store failed: that attempt is not
+        # counted against the event (the store is not the event's fault).
+        self._store_failed: set[int] = set()
         self.admins = frozenset(admins)
         self.sent_hooks = list(sent_hooks)
         self.prepare_hooks = list(prepare_hooks)
@@ -209,7 +240,69 @@ class Hub:
         return count
 
     async def _dispatch_one(self) -> bool:
+        claimed = await self._claim()
+        if not isinstance(claimed, tuple):
+            return claimed
+        row_id, key, attempt = claimed
         queued: list[OutboxMessage] = []
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(InboxEvent)
+                .where(InboxEvent.id == row_id, InboxEvent.handled_at.is_(None))
+                .with_for_update()
+            )
+            if row is None:
+                return True  # another process sharing the store finished it meanwhile
+            event = from_record(row.payload)
+            ctx = Context(self, session)
+            failure = None
+            deadline = asyncio.timeout(self.handler_timeout)
+            try:
+                async with session.begin_nested(), deadline:
+                    for handler in self.handlers:
+                        if await handler(event, ctx):
+                            break
+            except SQLAlchemyError as exc:
+                if _store_unavailable(exc):
+                    # Not the event's fault: the dispatcher waits for the store and comes
+                    # back to this event without counting this attempt.
+                    self._store_failed.add(row_id)
+                    raise
+                log.exception("handler failed on %s (attempt %d)", key, attempt)
+                failure = f"{type(exc).__name__}: {exc}"
+            except TimeoutError as exc:
+                if deadline.expired():
+                    log.error(
+                        "handlers took over %gs on %s (attempt %d); cancelled",
+                        self.handler_timeout,
+                        key,
+                        attempt,
+                    )
+                    failure = f"timed out after {self.handler_timeout:g}s"
+                else:
+                    log.exception("handler failed on %s (attempt %d)", key, attempt)
+                    failure = f"TimeoutError: {exc}"
+            except Exception as exc:
+                # One error hook: log, record the failure on the event, and carry on.
+                log.exception("handler failed on %s (attempt %d)", key, attempt)
+                failure = f"{type(exc).__name__}: {exc}"
+            repo = InboxRepo(session)
+            if failure is None:
+                await repo.mark_handled(row_id)
+                queued = ctx.queued
+            elif attempt >= self.max_event_attempts:
+                await self._park(repo, row_id, key, f"{failure} ({attempt} attempts)")
+            else:
+                # Still pending: the next look at the inbox tries it again.
+                await repo.note_failure(row_id, failure)
+        for out in queued:
+            self.wake_sender(out.platform)
+        return True
+
+    async def _claim(self) -> tuple[int, str, int] | bool:
+        """The next pending event of this process's platforms as (id, dedup key, attempt
+        number), its attempt counted and committed before anything handles it; ``True`` when
+        that event was parked instead, ``False`` when there is none."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(InboxEvent)
@@ -220,25 +313,24 @@ class Hub:
             )
             if row is None:
                 return False
-            row_id = row.id
-            event = from_record(row.payload)
-            ctx = Context(self, session)
-            try:
-                async with session.begin_nested():
-                    for handler in self.handlers:
-                        if await handler(event, ctx):
-                            break
-            except Exception as exc:
-                # One error hook: log, record the failure on the event, and carry on.
-                log.exception("handler failed on %s", row.dedup_key)
-                ctx.queued.clear()
-                await InboxRepo(session).mark_handled(row_id, error=f"{type(exc).__name__}: {exc}")
-            else:
-                await InboxRepo(session).mark_handled(row_id)
-            queued = ctx.queued
-        for out in queued:
-            self.wake_sender(out.platform)
-        return True
+            repo = InboxRepo(session)
+            if row.id in self._store_failed:
+                # Its last attempt was cut short by the store: this one is that attempt again.
+                self._store_failed.discard(row.id)
+                return row.id, row.dedup_key, max(1, row.attempts)
+            if row.attempts >= self.max_event_attempts:
+                # The last attempt never finished: copss stopped (or was killed) in it.
+                last = f"; last failure: {row.error}" if row.error else ""
+                reason = f"copss stopped while handling it ({row.attempts} attempts{last})"
+                await self._park(repo, row.id, row.dedup_key, reason)
+                return True
+            attempt = row.attempts + 1
+            await repo.count_attempt(row.id)
+            return row.id, row.dedup_key, attempt
+
+    async def _park(self, repo: InboxRepo, row_id: int, key: str, reason: str) -> None:
+        log.error("event %s parked: %s", key, reason)
+        await repo.mark_handled(row_id, error=f"parked: {reason}")
 
     # -- outbox --------------------------------------------------------------------------------
 

@@ -114,6 +114,17 @@ def _copy_chunks(conn: Connection) -> None:
     conn.execute(text(f"UPDATE message_copy SET chunk_ids = {first}"))
 
 
+def _inbox_attempts(conn: Connection) -> None:
+    # The dispatcher counts each try at handling an event, committed before the handlers run,
+    # so an event that keeps failing, hanging or crashing copss is parked instead of holding
+    # up the inbox. A store created by migration 1 from the current models has the column.
+    columns = {c["name"] for c in inspect(conn).get_columns("inbox")}
+    if "attempts" in columns:
+        return
+    # The same statement on SQLite and PostgreSQL; existing rows start at no attempt.
+    conn.execute(text("ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0"))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step."""
@@ -129,6 +140,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3, "each chat its own community; global FAQ entries read-only", _communities_per_chat
     ),
+    Migration(4, "inbox events count their handling attempts", _inbox_attempts),
     Migration(5, "bridged copies keep every chunk's id", _copy_chunks),
 )
 LATEST = MIGRATIONS[-1].version

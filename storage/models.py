@@ -243,7 +243,11 @@ class InboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column()
+    #: Why the last attempt failed while the event is pending; once handled, why it was given
+    #: up (``parked: ...``), or NULL when it was handled.
     error: Mapped[str | None] = mapped_column(Text)
+    #: Tries at handling it, each committed before the handlers ran (so a crash counts too).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OutboxMessage(Base):

@@ -61,8 +61,32 @@ class InboxRepo:
         await self.session.execute(
             update(InboxEvent)
             .where(InboxEvent.id == event_id)
-            .values(handled_at=utcnow(), error=error)
+            .values(handled_at=utcnow(), error=None if error is None else _storable(error))
         )
+
+    async def count_attempt(self, event_id: int) -> None:
+        """One more try at handling the event is starting (commit before handling it)."""
+        await self.session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == event_id)
+            .values(attempts=InboxEvent.attempts + 1)
+        )
+
+    async def note_failure(self, event_id: int, error: str) -> None:
+        """An attempt failed; the event stays pending, ``error`` says why."""
+        await self.session.execute(
+            update(InboxEvent).where(InboxEvent.id == event_id).values(error=_storable(error))
+        )
+
+
+#: Longest error text kept on an inbox row (an exception can quote a whole message).
+MAX_ERROR_CHARS = 1000
+
+
+def _storable(error: str) -> str:
+    # Exception texts can hold anything; PostgreSQL text takes neither NUL nor lone surrogates.
+    error = error[:MAX_ERROR_CHARS].replace("\x00", "")
+    return error.encode("utf-8", "replace").decode("utf-8")
 
 
 class OutboxRepo:
