@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy import select
@@ -102,7 +103,8 @@ class QaFeature:
                 )
             if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
                 return
-        detection = detect_question(event.text)
+        # Judging up to 4,096 characters takes milliseconds: not on the event loop.
+        detection = await asyncio.to_thread(detect_question, event.text)
         if detection.is_question:
             await self._on_question(ctx, event, channel, message)
 
