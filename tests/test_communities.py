@@ -251,3 +251,21 @@ async def test_stats_count_only_the_own_communitys_feedback(copss: Harness) -> N
 async def test_links_names_this_chat_for_the_other_side(copss: Harness) -> None:
     reply = await run(copss, "a", "links")
     assert "This channel is console:a" in reply and "'link console:a'" in reply
+
+
+async def test_threshold_says_where_each_level_comes_from(copss: Harness) -> None:
+    shown = await run(copss, "a", "threshold")
+    assert "answer 0.82 (from the config file)" in shown
+    await run(copss, "a", "threshold", "answer 0.9")
+    shown = await run(copss, "a", "threshold")
+    assert "answer 0.90 (set in this chat; the config file says 0.82)" in shown
+    assert "suggest 0.42 (from the config file)" in shown
+    assert "Back to the config file's levels: answer 0.82" in await run(
+        copss, "a", "threshold", "reset"
+    )
+    assert "answer 0.82 (from the config file)" in await run(copss, "a", "threshold", user="z")
+
+
+async def test_stats_does_not_count_copss_as_a_member(copss: Harness) -> None:
+    await say(copss, "a", "How do I apply for DigiD?")  # copss answers from the FAQ
+    assert "Members active in 30 days: 1." in await run(copss, "a", "stats")

@@ -17,6 +17,7 @@ from faq.normalize import clean
 from storage.models import (
     AuditLog,
     Channel,
+    Member,
     Message,
     Suggestion,
     Thread,
@@ -24,17 +25,47 @@ from storage.models import (
 from storage.repos.conversation import ConversationRepo
 from storage.repos.threads import ThreadRepo
 
+LEVELS = {"answer": ANSWER_AT, "suggest": SUGGEST_AT}
+
+
+def _describe_levels(inv: Invocation) -> str:
+    # A level set in chat wins over the config file's; say which one is in force and why.
+    gate, defaults = inv.settings.gate, inv.services.gate
+    raw = inv.community.settings or {}
+    parts = []
+    for word, key in LEVELS.items():
+        now = getattr(gate, key)
+        config = getattr(defaults, key)
+        where = (
+            f"set in this chat; the config file says {config:.2f}"
+            if key in raw
+            else "from the config file"
+        )
+        parts.append(f"{word} {now:.2f} ({where})")
+    return (
+        f"copss answers outright above the answer level and suggests links above the suggest "
+        f"level: {'; '.join(parts)}. A level set here wins over the config file; "
+        "'threshold reset' goes back to it."
+    )
+
 
 async def threshold(inv: Invocation) -> str:
     """Show or set the community's confidence gate."""
     gate = inv.settings.gate
     if not inv.args:
+        return _describe_levels(inv)
+    if inv.args.strip().casefold() == "reset":
+        kept = {
+            k: v for k, v in (inv.community.settings or {}).items() if k not in LEVELS.values()
+        }
+        inv.community.settings = kept
+        defaults = inv.services.gate
         return (
-            f"copss answers outright above {gate.answer_at:.2f} and suggests links above "
-            f"{gate.suggest_at:.2f}."
+            f"Back to the config file's levels: answer {defaults.answer_at:.2f}, "
+            f"suggest {defaults.suggest_at:.2f}."
         )
     which, value = split_words(inv.args, 2)
-    key = {"answer": ANSWER_AT, "suggest": SUGGEST_AT}.get(which.casefold())
+    key = LEVELS.get(which.casefold())
     try:
         number = float(value)
     except ValueError:
@@ -98,7 +129,8 @@ async def stats(inv: Invocation) -> str:
     active = await s.scalar(
         select(func.count(func.distinct(Message.member_id)))
         .join(Channel, Message.channel_id == Channel.id)
-        .where(Channel.community_id == cid, Message.sent_at >= since)
+        .join(Member, Message.member_id == Member.id)
+        .where(Channel.community_id == cid, Message.sent_at >= since, Member.is_bot.is_(False))
     )
     feedback = dict(
         (
@@ -177,7 +209,7 @@ async def delete_everywhere(inv: Invocation) -> str:
 COMMUNITY_COMMANDS = [
     Command(
         "threshold",
-        "threshold [answer|suggest 0..1]",
+        "threshold [answer|suggest 0..1|reset]",
         "show or set the confidence levels",
         True,
         threshold,
