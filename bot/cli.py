@@ -14,10 +14,10 @@ from adapters.base import AdapterError
 from bot import __version__
 from bot.app import App, prepare_store
 from bot.config import Config, ConfigError, load_config
-from bot.features.answers import render
+from bot.features.answers import answerable, render
 from bot.logs import setup_logging
 from faq.kb import KnowledgeBaseError, read_file, store_entries
-from faq.matcher import LexicalMatcher
+from faq.matcher import Gate, LexicalMatcher
 from storage.engine import StorageError
 from storage.migrations import LATEST, upgrade
 from storage.repos.faq import FaqRepo
@@ -102,11 +102,20 @@ def _config(path: Path | None) -> Config:
 
 async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
     db = await prepare_store(config)
+    m_cfg = config.matching
+    gate = Gate(
+        answer_at=m_cfg.answer_at,
+        suggest_at=m_cfg.suggest_at,
+        max_suggestions=m_cfg.max_suggestions,
+    )
     try:
         async with db.session() as session:
             matches = await LexicalMatcher().match(
-                SearchRepo(session), text, community_id=None, limit=limit
+                SearchRepo(session), text, community_id=None, limit=max(limit, 2)
             )
+            # What the bot would do with this question in a chat (the config's levels).
+            decision = gate.decide(await answerable(session, matches))
+            matches = matches[:limit]
             rows = []
             for m in matches:
                 r = await render(session, m)
@@ -123,15 +132,22 @@ async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
                     )
     finally:
         await db.close()
+    verdict = {"mode": decision.mode, "reason": decision.reason}
     if as_json:
-        print(json.dumps({"query": text, "matches": rows}, ensure_ascii=False, indent=2))
-    elif not rows:
+        print(
+            json.dumps(
+                {"query": text, "decision": verdict, "matches": rows}, ensure_ascii=False, indent=2
+            )
+        )
+        return 0
+    if not rows:
         print("no match")
-    else:
-        for row in rows:
-            print(f"{row['score']:.3f}  [{row['kind']} {row['id']}] {row['title']}")
-            if row["source"]:
-                print(f"       {row['source']}")
+    for row in rows:
+        print(f"{row['score']:.3f}  [{row['kind']} {row['id']}] {row['title']}")
+        if row["source"]:
+            print(f"       {row['source']}")
+    doing = {"answer": "answer with the first", "suggest": "suggest", "quiet": "stay quiet"}
+    print(f"copss would {doing[decision.mode]}: {decision.reason}.")
     return 0
 
 

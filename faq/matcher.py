@@ -507,6 +507,23 @@ class Decision:
 
     mode: Mode
     matches: tuple[Match, ...]
+    #: Why, in one line (shown by ``copss ask``).
+    reason: str = ""
+
+
+#: A candidate whose best line says what the question says, word for word near enough: the
+#: runner-up margin does not apply to it (a sibling FAQ entry scoring close behind must not turn
+#: the entry's own question into a list of suggestions).
+NEAR_EXACT = 0.95
+
+
+def near_exact(match: Match) -> bool:
+    """Whether ``match`` is a near-exact wording of the question (by its similarity signals)."""
+    signals = dict(match.signals)
+    return (
+        signals.get("similarity", 0.0) >= NEAR_EXACT
+        and signals.get("line_agreement", 0.0) >= NEAR_EXACT
+    )
 
 
 @dataclass(frozen=True)
@@ -528,11 +545,40 @@ class Gate:
 
     def decide(self, matches: list[Match]) -> Decision:
         """Apply the thresholds to matches sorted best first."""
-        if not matches or matches[0].score < self.suggest_at:
-            return Decision("quiet", ())
+        if not matches:
+            return Decision("quiet", (), "nothing in the store shares a word with it")
         top = matches[0]
-        runner_up = matches[1].score if len(matches) > 1 else 0.0
-        if top.score >= self.answer_at and top.score - runner_up >= self.margin:
-            return Decision("answer", (top,))
+        if top.score < self.suggest_at:
+            return Decision(
+                "quiet",
+                (),
+                f"best {top.score:.2f} is below the suggest level {self.suggest_at:.2f}",
+            )
+        second = matches[1] if len(matches) > 1 else None
+        runner_up = second.score if second is not None else 0.0
+        if top.score >= self.answer_at:
+            if top.score - runner_up >= self.margin:
+                return Decision(
+                    "answer",
+                    (top,),
+                    f"best {top.score:.2f} is above the answer level {self.answer_at:.2f} and "
+                    f"{top.score - runner_up:.2f} ahead of the next",
+                )
+            if near_exact(top) and not (second is not None and near_exact(second)):
+                return Decision(
+                    "answer",
+                    (top,),
+                    f"best {top.score:.2f} is above the answer level {self.answer_at:.2f} and "
+                    "is the question itself, nearly word for word",
+                )
+            why = (
+                f"best {top.score:.2f} is above the answer level but only "
+                f"{top.score - runner_up:.2f} ahead of the next (margin {self.margin:.2f})"
+            )
+        else:
+            why = (
+                f"best {top.score:.2f} is between the suggest level {self.suggest_at:.2f} and "
+                f"the answer level {self.answer_at:.2f}"
+            )
         kept = tuple(m for m in matches[: self.max_suggestions] if m.score >= self.suggest_at)
-        return Decision("suggest", kept)
+        return Decision("suggest", kept, why)

@@ -231,3 +231,13 @@ def test_ask_limit_must_be_positive(tmp_path: Path, limit: str) -> None:
     out = copss(tmp_path, "ask", "bsn", "--limit", limit)
     assert out.returncode == 2
     assert "must be a whole number from 1 to 100" in out.stderr
+
+
+def test_ask_says_what_the_bot_would_do_and_why(tmp_path: Path) -> None:
+    out = copss(tmp_path, "ask", "How do I apply for DigiD?")
+    assert out.returncode == 0, out.stderr
+    assert "copss would answer with the first:" in out.stdout
+    out = copss(tmp_path, "ask", "How do I apply for DigiD?", "--json")
+    assert json.loads(out.stdout)["decision"]["mode"] == "answer"
+    out = copss(tmp_path, "ask", "xyzzy plugh")
+    assert "copss would stay quiet:" in out.stdout

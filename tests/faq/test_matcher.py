@@ -217,3 +217,33 @@ def test_gate_is_quiet_below_suggest_threshold_or_without_matches() -> None:
     assert gate.decide([_m(0.39)]).mode == "quiet"
     assert gate.decide([]).mode == "quiet"
     assert gate.decide([_m(0.39)]).matches == ()
+
+
+def _signalled(score: float, similarity: float, agreement: float, ref: int = 1) -> Match:
+    signals = (("similarity", similarity), ("line_agreement", agreement))
+    return Match("faq", ref, score, "", signals)
+
+
+def test_gate_answers_a_near_exact_question_despite_a_close_sibling() -> None:
+    gate = Gate(answer_at=0.8, suggest_at=0.4, margin=0.05)
+    exact = _signalled(0.998, 1.0, 1.0)
+    sibling = _signalled(0.989, 0.73, 0.59, ref=2)
+    decision = gate.decide([exact, sibling])
+    assert decision.mode == "answer" and decision.matches == (exact,)
+    assert "word for word" in decision.reason
+    # Two near-exact candidates are a real tie: the member chooses.
+    twin = _signalled(0.99, 0.97, 0.96, ref=3)
+    assert gate.decide([exact, twin]).mode == "suggest"
+    # A close, not near-exact, top item still needs its margin.
+    close = _signalled(0.95, 0.9, 0.7)
+    tied = gate.decide([close, _signalled(0.91, 0.73, 0.59, ref=2)])
+    assert tied.mode == "suggest" and "only 0.04 ahead" in tied.reason
+
+
+async def test_the_entrys_own_question_is_answered_not_listed(db: Database) -> None:
+    async with db.session() as s:
+        await store_entries(FaqRepo(s), starter_entries())
+    for question in ("How do I apply for DigiD?", "how do I get a BSN??"):
+        matches = await _match(db, question)
+        decision = Gate().decide(matches)
+        assert decision.mode == "answer", (question, decision)
