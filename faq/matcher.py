@@ -24,6 +24,12 @@ Both coverages give partial credit to near terms (a shared prefix: "doc"/"docume
 were fit by ``python -m bench.quality --fit`` on Qatar Living (expat-forum questions, the closest
 data to our users) and validated on StackFAQ, which they did not see; the confidence scale is a
 logistic fit over both (see ``docs/benchmarks.md``).
+
+Whatever a member sends, the work is bounded: only a text's first 4,096 characters are
+normalised, "words" over 40 characters are dropped (``faq.normalize``), the first
+:data:`MAX_QUERY_WORDS` search terms are matched and candidates are read up to
+:data:`MAX_DOC_CHARS`; normalising the query and scoring the candidates run in a worker
+thread, so the event loop only waits for the store (``bench/worst_case.py``).
 """
 
 from __future__ import annotations

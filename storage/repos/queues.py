@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboxEvent, OutboxMessage, utcnow
 
+#: Longest error text kept on an inbox row (an exception can quote a whole message).
+MAX_ERROR_CHARS = 1000
+
 
 class InboxRepo:
     """Incoming events, each stored once under its dedup key."""
@@ -77,10 +80,6 @@ class InboxRepo:
         await self.session.execute(
             update(InboxEvent).where(InboxEvent.id == event_id).values(error=_storable(error))
         )
-
-
-#: Longest error text kept on an inbox row (an exception can quote a whole message).
-MAX_ERROR_CHARS = 1000
 
 
 def _storable(error: str) -> str:
