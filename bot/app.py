@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, AdapterError
 from bot.config import Config
@@ -26,7 +27,7 @@ from bot.features.qa import QaFeature, record_suggestion_message
 from bot.logs import register_secret
 from faq.kb import starter_entries, store_entries
 from faq.matcher import Gate, LexicalMatcher
-from storage.engine import Database, default_database_path
+from storage.engine import Database, StorageError, _reason, default_database_path
 from storage.migrations import upgrade
 from storage.repos.faq import FaqRepo
 
@@ -77,17 +78,26 @@ def export_dir(config: Config) -> Path:
     return default_database_path().parent / "exports"
 
 
-async def prepare_store(config: Config) -> Database:
-    """Open the store, migrate it, and load the starter knowledge base into an empty one."""
+async def prepare_store(config: Config, *, writable: bool = False) -> Database:
+    """Open the store, migrate it, and load the starter knowledge base into an empty one.
+    ``writable``: also make sure it takes writes (``copss run``, ``kb load``), so that a
+    read-only store stops copss with one message at start instead of failing every event."""
     db = Database(config.storage.url)
     try:
         await upgrade(db)
+        if writable:
+            await db.check_writable()
         if config.matching.load_starter_kb:
-            async with db.session() as session:
-                repo = FaqRepo(session)
-                if not await repo.all():
-                    created, _ = await store_entries(repo, starter_entries())
-                    log.info("loaded %d starter knowledge-base entries", created)
+            try:
+                async with db.session() as session:
+                    repo = FaqRepo(session)
+                    if not await repo.all():
+                        created, _ = await store_entries(repo, starter_entries())
+                        log.info("loaded %d starter knowledge-base entries", created)
+            except SQLAlchemyError as exc:
+                raise StorageError(
+                    f"cannot load the starter knowledge base into {db.where()}: {_reason(exc)}"
+                ) from exc
     except BaseException:
         await db.close()
         raise
@@ -107,7 +117,7 @@ class App:
         self.started = asyncio.Event()
 
     async def __aenter__(self) -> App:
-        self.db = await prepare_store(self.config)
+        self.db = await prepare_store(self.config, writable=True)
         m = self.config.matching
         gate = Gate(
             answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions

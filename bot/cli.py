@@ -168,7 +168,7 @@ async def _db_upgrade(config: Config) -> int:
 
 async def _kb_load(config: Config, file: Path) -> int:
     entries = read_file(file)
-    db = await prepare_store(config)
+    db = await prepare_store(config, writable=True)
     try:
         async with db.session() as session:
             created, updated = await store_entries(FaqRepo(session), entries)

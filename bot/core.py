@@ -40,7 +40,7 @@ from bot.events import (
     to_record,
 )
 from bot.pacing import Pacer
-from storage.engine import Database
+from storage.engine import Database, _reason
 from storage.models import InboxEvent, OutboxMessage, utcnow
 from storage.repos.conversation import ConversationRepo
 from storage.repos.queues import InboxRepo, OutboxRepo
@@ -60,8 +60,10 @@ PrepareHook = Callable[[AsyncSession, OutboxMessage, Outgoing], Awaitable[Outgoi
 
 MAX_SEND_ATTEMPTS = 8
 INBOX_RETENTION = timedelta(days=7)
-#: Seconds to wait before trying the store again after it failed.
+#: Seconds to wait before trying the store again after it failed; each further failure in a
+#: row doubles the wait, up to ``STORE_RETRY_MAX``.
 STORE_RETRY = 1.0
+STORE_RETRY_MAX = 30.0
 #: Seconds the handlers may take over one event; longer counts as a failed attempt.
 HANDLER_TIMEOUT = 30.0
 #: An event whose handling failed, timed out or was cut short by a crash this many times is
@@ -195,18 +197,27 @@ class Hub:
     async def run_dispatcher(self) -> None:
         """Handle stored events in order, forever (pruning old handled ones now and then)."""
         next_prune = 0.0
+        delay = STORE_RETRY
         while True:
             try:
                 if time.monotonic() >= next_prune:
                     await self.prune_inbox()
                     next_prune = time.monotonic() + 3600
                 handled = await self.dispatch_pending()
-            except SQLAlchemyError:
-                # The store is unreachable or locked for now: nothing was marked handled, so
-                # the same events come round again once it answers.
-                log.exception("dispatcher: store failed; retrying in %.0fs", STORE_RETRY)
-                await asyncio.sleep(STORE_RETRY)
+            except SQLAlchemyError as exc:
+                # The store is unreachable, locked or read-only for now: nothing was marked
+                # handled, so the same events come round again once it answers. One line per
+                # failure (the traceback only at debug level), waiting longer each time.
+                log.error(
+                    "dispatcher: store failed (%s); retrying in %gs",
+                    _reason(exc),
+                    delay,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
                 continue
+            delay = STORE_RETRY
             if not handled:
                 self.idle.set()
                 self._inbox_ready.clear()
@@ -354,6 +365,7 @@ class Hub:
         """Send a platform's pending outbox rows in order, forever."""
         adapter = self.adapters[platform]
         ready = self._outbox_ready[platform]
+        delay = STORE_RETRY
         while True:
             ready.clear()
             try:
@@ -361,13 +373,22 @@ class Hub:
                     rows = await OutboxRepo(session).pending(platform)
                 for row in rows:
                     await self._deliver(adapter, row)
-            except SQLAlchemyError:
+            except SQLAlchemyError as exc:
                 # A row whose result could not be recorded stays pending and is sent again
-                # (Discord's nonce makes that harmless there).
-                log.exception("sender %s: store failed; retrying in %.0fs", platform, STORE_RETRY)
-                await asyncio.sleep(STORE_RETRY)
+                # (Discord's nonce makes that harmless there). One line per failure (the
+                # traceback only at debug level), waiting longer each time.
+                log.error(
+                    "sender %s: store failed (%s); retrying in %gs",
+                    platform,
+                    _reason(exc),
+                    delay,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
                 ready.set()
                 continue
+            delay = STORE_RETRY
             if not rows:
                 if not ready.is_set():
                     self._sender_idle[platform].set()

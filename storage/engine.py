@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -164,7 +164,53 @@ class Database:
                 else:
                     await conn.exec_driver_sql("SELECT 1")
         except (DBAPIError, SQLAlchemyError, OSError) as exc:
+            blocked = self._unwritable_folder()
+            if blocked is not None:
+                raise StorageError(
+                    f"cannot write to database {self.where()}: {_reason(exc)} (its folder "
+                    f"{blocked} is read-only, and SQLite keeps its -wal and -shm files beside "
+                    "it)"
+                ) from exc
             raise StorageError(f"cannot open database {self.describe()}: {_reason(exc)}") from exc
+
+    async def check_writable(self) -> None:
+        """Make sure the store takes writes, with a real write that is rolled back: a row in the
+        inbox, the first thing copss writes for every event. A read-only SQLite file (or one in a
+        read-only folder), a PostgreSQL role without write rights or a read-only server raise
+        one :class:`StorageError` saying so, instead of every event failing later. Needs the
+        migrated schema."""
+        # Imported here: the engine module is imported by the models' users, never the reverse.
+        from storage.models import InboxEvent
+
+        probe = insert(InboxEvent).values(
+            dedup_key="copss:write-probe", platform=None, payload={}, attempts=0
+        )
+        try:
+            async with self.engine.connect() as conn:
+                transaction = await conn.begin()
+                try:
+                    await conn.execute(probe)
+                finally:
+                    await transaction.rollback()
+        except (DBAPIError, SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"cannot write to database {self.where()}: {_reason(exc)}") from exc
+
+    def where(self) -> str:
+        """The SQLite file, else the URL without its password: what messages name."""
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            return self.url.database
+        return self.describe()
+
+    def _unwritable_folder(self) -> Path | None:
+        # A SQLite file in WAL mode cannot even be read when its folder does not let SQLite
+        # create the -wal and -shm files; os.access also sees read-only mounts and, for root,
+        # the immutable attribute.
+        if not self.is_sqlite or not self.url.database or self.url.database == ":memory:":
+            return None
+        folder = Path(self.url.database).parent
+        if folder.is_dir() and not os.access(folder, os.W_OK):
+            return folder
+        return None
 
     def describe(self) -> str:
         """The URL without its password, for messages and logs."""
