@@ -255,7 +255,22 @@ class Hub:
         if not isinstance(claimed, tuple):
             return claimed
         row_id, key, attempt = claimed
-        queued: list[OutboxMessage] = []
+        try:
+            queued = await self._handle(row_id, key, attempt)
+        except SQLAlchemyError as exc:
+            if _store_unavailable(exc):
+                # Not the event's fault (in a handler or in recording the outcome): the
+                # dispatcher waits for the store and comes back to this event without
+                # counting this attempt.
+                self._store_failed.add(row_id)
+            raise
+        for out in queued:
+            self.wake_sender(out.platform)
+        return True
+
+    async def _handle(self, row_id: int, key: str, attempt: int) -> list[OutboxMessage]:
+        """Run the handlers over a claimed event, in one transaction with its outcome: handled,
+        failed (still pending), or parked; returns the messages it queued."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(InboxEvent)
@@ -263,7 +278,7 @@ class Hub:
                 .with_for_update()
             )
             if row is None:
-                return True  # another process sharing the store finished it meanwhile
+                return []  # another process sharing the store finished it meanwhile
             event = from_record(row.payload)
             ctx = Context(self, session)
             failure = None
@@ -275,9 +290,6 @@ class Hub:
                             break
             except SQLAlchemyError as exc:
                 if _store_unavailable(exc):
-                    # Not the event's fault: the dispatcher waits for the store and comes
-                    # back to this event without counting this attempt.
-                    self._store_failed.add(row_id)
                     raise
                 log.exception("handler failed on %s (attempt %d)", key, attempt)
                 failure = f"{type(exc).__name__}: {exc}"
@@ -300,15 +312,13 @@ class Hub:
             repo = InboxRepo(session)
             if failure is None:
                 await repo.mark_handled(row_id)
-                queued = ctx.queued
-            elif attempt >= self.max_event_attempts:
+                return ctx.queued
+            if attempt >= self.max_event_attempts:
                 await self._park(repo, row_id, key, f"{failure} ({attempt} attempts)")
             else:
                 # Still pending: the next look at the inbox tries it again.
                 await repo.note_failure(row_id, failure)
-        for out in queued:
-            self.wake_sender(out.platform)
-        return True
+            return []
 
     async def _claim(self) -> tuple[int, str, int] | bool:
         """The next pending event of this process's platforms as (id, dedup key, attempt
