@@ -71,8 +71,8 @@ Type a message and press Enter. Console controls:
   /as NAME            act as another member (e.g. /as alice)
   /reply N TEXT       reply to message #N
   /react N EMOJI      react to message #N (✅ on an answer marks your question solved)
-  /edit N TEXT        edit message #N
-  /delete N           delete message #N
+  /edit N TEXT        edit your message #N
+  /delete N           delete your message #N
   /quit               leave (Ctrl-D works too)
 Anything else starting with / is a bot command, e.g. /help or /ask how do I get a BSN."""
 
