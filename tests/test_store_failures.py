@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -225,7 +226,7 @@ async def test_store_failing_while_running_logs_one_line_per_failure_backing_off
         delays = [float(RETRY.search(r.message).group(1)) for r in mine]  # type: ignore[union-attr]
         assert delays[:4] == [0.05, 0.1, 0.2, 0.4]
         assert set(delays[4:]) <= {0.4}  # capped
-        gaps = [b.created - a.created for a, b in zip(mine, mine[1:], strict=False)]
+        gaps = [b.created - a.created for a, b in itertools.pairwise(mine)]
         for gap, delay in zip(gaps, delays, strict=False):
             assert gap >= delay * 0.9
     assert "Traceback" not in caplog.text
