@@ -17,7 +17,7 @@ from types import TracebackType
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from adapters.base import Adapter, AdapterError
+from adapters.base import Adapter, AdapterError, TransientAdapterError
 from bot.config import Config
 from bot.core import Hub
 from bot.features.bridge import Bridge
@@ -32,6 +32,11 @@ from storage.migrations import upgrade
 from storage.repos.faq import FaqRepo
 
 log = logging.getLogger(__name__)
+
+#: Seconds before trying again to start an adapter whose platform could not be reached; each
+#: further failure in a row doubles the wait, up to ``CONNECT_RETRY_MAX``.
+CONNECT_RETRY = 1.0
+CONNECT_RETRY_MAX = 60.0
 
 
 def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> list[Adapter]:
@@ -113,6 +118,8 @@ class App:
         self.db: Database | None = None
         self.hub: Hub | None = None
         self._stop = asyncio.Event()
+        # The first adapter that could not start for good (refused token or intent).
+        self._refused: AdapterError | None = None
         #: Set once every adapter has been handed the hub's sink.
         self.started = asyncio.Event()
 
@@ -185,6 +192,8 @@ class App:
                     await adapter.close()
                 for task in tasks:
                     task.cancel()
+            if self._refused is not None:
+                raise self._refused
         except BaseExceptionGroup as group:
             # An adapter that cannot start (bad token, missing intent) ends copss with its own
             # message rather than a task-group traceback.
@@ -200,8 +209,32 @@ class App:
     async def _run_adapter(self, adapter: Adapter) -> None:
         hub = self.hub
         assert hub is not None
+        delay = CONNECT_RETRY
         try:
-            await adapter.start(hub.sink)
+            while True:
+                try:
+                    await adapter.start(hub.sink)
+                    return
+                except TransientAdapterError as exc:
+                    # The platform cannot be reached (no network, an outage): one line per
+                    # attempt (the traceback only at debug level) and try again later, longer
+                    # each time, while the other platforms and the hub go on. A refused token
+                    # is an AdapterError and ends copss (see run).
+                    if self._stop.is_set():
+                        return
+                    wait = max(delay, exc.retry_after)
+                    log.warning(
+                        "%s; retrying in %gs", exc, wait, exc_info=log.isEnabledFor(logging.DEBUG)
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), wait)
+                    if self._stop.is_set():
+                        return
+                    delay = min(delay * 2, CONNECT_RETRY_MAX)
+        except AdapterError as exc:
+            # Refused for good: copss ends with this message (see run), once the hub has come
+            # to rest, rather than with the dispatcher and senders cancelled mid-transaction.
+            self._refused = self._refused or exc
         finally:
             # An adapter that ends by itself (console EOF, /quit) ends the process.
             self.stop()

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import discord
 
-from adapters.base import Adapter, AdapterError, EventSink, Progress
+from adapters.base import Adapter, AdapterError, EventSink, Progress, TransientAdapterError
 from adapters.discord import permissions
 from adapters.discord.client import MESSAGE_CONTENT_HELP, CopssClient, copss_intents
 from adapters.discord.commands import SlashCommands
@@ -36,6 +38,41 @@ from adapters.discord.webhooks import Webhooks
 from bot.events import ChannelRef, Outgoing
 
 __all__ = ["DiscordAdapter", "copss_intents"]
+
+#: What logging in or the first gateway connection raise when Discord cannot be reached:
+#: no network, a refused or timed-out connection, Discord's servers failing (5xx).
+UNREACHABLE = (
+    OSError,
+    aiohttp.ClientError,
+    TimeoutError,
+    discord.GatewayNotFound,
+    discord.DiscordServerError,
+)
+
+
+def _cause(exc: BaseException) -> str:
+    # aiohttp's connection errors say what they tried; a bare timeout says nothing.
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+class _OneLineReconnects(logging.Filter):
+    """discord.py logs each attempt to reconnect a lost gateway connection with a traceback;
+    below debug level that becomes one line naming the cause."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if (
+            exc is not None
+            and str(record.msg).startswith("Attempting a reconnect")
+            and not logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        ):
+            record.msg = f"discord: gateway connection lost ({_cause(exc)}); {record.getMessage()}"
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_ONE_LINE_RECONNECTS = _OneLineReconnects()
 
 
 class DiscordAdapter(Adapter):
@@ -67,11 +104,17 @@ class DiscordAdapter(Adapter):
         self.caught_up = self.intake.caught_up
         self._token = token
         self._closing = False
+        # Added once, however many adapters: a logger keeps each filter once.
+        logging.getLogger("discord.client").addFilter(_ONE_LINE_RECONNECTS)
 
     async def start(self, sink: EventSink) -> None:
-        """Log in, register the slash commands, catch up, then relay events until closed."""
+        """Log in, register the slash commands, catch up, then relay events until closed.
+        A refused token or intent raises :class:`AdapterError`; Discord out of reach (no
+        network, an outage) raises :class:`TransientAdapterError`, and ``start`` may be called
+        again."""
         if self._closing:
             return
+        await self.client.reopen()
         intake = asyncio.create_task(self.intake.run(sink), name="discord:intake")
         try:
             await self.client.start(self._token)
@@ -79,6 +122,10 @@ class DiscordAdapter(Adapter):
             raise AdapterError("Discord refused the bot token (check COPSS_DISCORD_TOKEN)") from exc
         except discord.PrivilegedIntentsRequired as exc:
             raise AdapterError(MESSAGE_CONTENT_HELP) from exc
+        except UNREACHABLE as exc:
+            if self._closing:
+                return
+            raise TransientAdapterError(f"cannot reach Discord: {_cause(exc)}", 0.0) from exc
         finally:
             intake.cancel()
             with contextlib.suppress(asyncio.CancelledError):

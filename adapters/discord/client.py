@@ -8,11 +8,15 @@ buckets).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
+from discord.gateway import DiscordWebSocket
+from discord.utils import MISSING
 
 from adapters.base import AdapterError
 from adapters.discord.translate import BotView, content_intent_granted
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
     from adapters.discord.intake import Intake
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait for the gateway to accept a connection before counting it unreachable.
+GATEWAY_CONNECT_TIMEOUT = 10.0
 
 #: Whatever the text says (@everyone, <@&role>, <@id>), nobody and no role is pinged.
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -68,6 +75,35 @@ class CopssClient(discord.Client):
         self.tree: app_commands.CommandTree[CopssClient] = app_commands.CommandTree(self)
         #: Who copss is on Discord and which text commands it answers; known once logged in.
         self.bot_view = BotView(0)
+
+    async def reopen(self) -> None:
+        """Make a client that an earlier :meth:`start` closed ready to start again."""
+        if not self.is_closed():
+            return
+        # close() closed the HTTP session and its connector with it (discord.py makes new ones
+        # at login only when it has no connector) and let go of the event loop, which
+        # entering the client binds again, as ``async with client`` does.
+        self.http.connector = MISSING
+        self.clear()
+        await self.__aenter__()
+
+    async def connect(self, *, reconnect: bool = True) -> None:
+        """Connect to the gateway once it answers, then keep the connection (discord.py).
+
+        discord.py's reconnect loop cannot retry a first connection that never opened (it
+        resumes from the last session, and there is none): it logs a traceback and fails with
+        an AttributeError. So the gateway is tried first (a TCP connection, closed at once);
+        when it does not answer the error reaches the adapter, which reports it in one line
+        and tries again later.
+        """
+        if self.http.proxy is None:
+            gateway = DiscordWebSocket.DEFAULT_GATEWAY
+            async with asyncio.timeout(GATEWAY_CONNECT_TIMEOUT):
+                _, writer = await asyncio.open_connection(gateway.host, gateway.port)
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await super().connect(reconnect=reconnect)
 
     def messageable(self, channel: ChannelRef) -> discord.PartialMessageable:
         """The channel (or thread) to post in or read from, known by its id alone."""

@@ -141,13 +141,21 @@ class TelegramAdapter(Adapter):
     # -- receiving ------------------------------------------------------------------------------
 
     async def start(self, sink: EventSink) -> None:
-        """Log in, announce the commands, then receive updates until closed."""
+        """Log in, announce the commands, then receive updates until closed. A refused token
+        raises :class:`AdapterError`; Telegram out of reach (no network, a timeout, a server
+        error) raises :class:`TransientAdapterError`, and ``start`` may be called again."""
         try:
             await self.bot.initialize()
         except InvalidToken as exc:
             raise AdapterError(
                 "Telegram refused the bot token (check COPSS_TELEGRAM_TOKEN)"
             ) from exc
+        except RetryAfter as exc:
+            raise TransientAdapterError(
+                "Telegram asks copss to wait before logging in", _seconds(exc.retry_after)
+            ) from exc
+        except NetworkError as exc:
+            raise TransientAdapterError(f"cannot reach Telegram: {exc.message}", 0.0) from exc
         self.username = self.bot.username
         log.info("telegram: logged in as @%s", self.username)
         if self.commands:
@@ -159,6 +167,10 @@ class TelegramAdapter(Adapter):
             else:
                 await self.bot.delete_webhook()
                 await self._poll(sink)
+        except NetworkError as exc:
+            # Lost between logging in and receiving (deleteWebhook, setWebhook); once
+            # polling, _poll retries by itself.
+            raise TransientAdapterError(f"cannot reach Telegram: {exc.message}", 0.0) from exc
         finally:
             with contextlib.suppress(Exception):
                 await self.bot.shutdown()
