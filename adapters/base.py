@@ -115,6 +115,9 @@ class Adapter(ABC):
     pacing: Pacing | None = None
     #: Set by the hub before ``start``: where copss left off in each known channel.
     checkpoints: Checkpoints | None = None
+    #: Set by the hub before ``start``: waits until every stored event is handled and every
+    #: queued message sent (the console uses it to finish a line before reading the next).
+    settled: Callable[[], Awaitable[None]] | None = None
 
     @abstractmethod
     async def start(self, sink: EventSink) -> None:

@@ -170,6 +170,7 @@ class Hub:
         self.idle = asyncio.Event()
         for platform, adapter in self.adapters.items():
             adapter.checkpoints = functools.partial(self.checkpoints, platform)
+            adapter.settled = self.settled
 
     async def checkpoints(self, platform: str) -> list[tuple[ChannelRef, str]]:
         """Each known channel of ``platform`` with the id of its newest stored message."""

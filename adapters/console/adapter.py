@@ -8,7 +8,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -63,10 +63,6 @@ class ConsoleAdapter(Adapter):
     """
 
     platform = "console"
-    #: Waits until copss has handled every stored event and sent every queued reply (the
-    #: hub's ``settled``). Taken at start from the hub whose ``sink`` the adapter is given,
-    #: when not set.
-    settled: Callable[[], Awaitable[None]] | None = None
 
     def __init__(
         self,
@@ -114,9 +110,6 @@ class ConsoleAdapter(Adapter):
         """Deliver events to ``sink``; in terminal mode, read lines until EOF or /quit, and
         return once every line is handled and its replies are sent."""
         self._sink = sink
-        if self.settled is None:
-            # The sink is the hub's bound method: wait on that hub.
-            self.settled = getattr(getattr(sink, "__self__", None), "settled", None)
         if not self.terminal:
             await self._closed.wait()
             return
