@@ -194,6 +194,26 @@ async def test_synonyms_apply_to_own_community_only(copss: Harness) -> None:
         )
     assert a_text is not None and "bikebox" in a_text and "central" in a_text
 
+    # ask reads the community's synonyms too: "fietskluis" is "bikebox" in A's index now.
+    await say(copss, "a", "Try the NS fietsenstalling, they rent lockers monthly.", "bob")
+    assert copss.app.hub is not None
+    await copss.app.hub.sink(
+        MessageEvent(
+            _ref("a"),
+            "answer-1",
+            Author("console", "bob", "bob"),
+            "Q-Park at the station rents them monthly.",
+            datetime.now(UTC),
+            reply_to=mid_a,
+        )
+    )
+    await copss.settle()
+    copss.said()
+    assert "Q-Park" in await run(copss, "a", "ask", "where to rent a fietskluis near the station")
+    assert "Q-Park" not in await run(
+        copss, "b", "ask", "where to rent a fietskluis near the station"
+    )
+
 
 async def test_linking_merges_and_unlinking_parts(copss: Harness) -> None:
     await say(copss, "a", "Which gemeente office in Delft does registrations on Saturday?")
