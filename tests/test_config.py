@@ -93,3 +93,26 @@ def test_tracebacks_and_exception_text_are_redacted() -> None:
     assert "Traceback" in out and "ConnectionError" in out
     assert tg not in out and secret not in out
     assert "********" in out
+
+
+def test_config_example_names_every_setting() -> None:
+    """config.example.toml loads as it is and mentions every key copss reads."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from bot.config import Config, load_config
+
+    example = Path(__file__).parents[1] / "config.example.toml"
+    load_config(example, env={})
+    text = example.read_text(encoding="utf-8")
+    for section in dataclasses.fields(Config):
+        if section.name == "source":  # where the config came from, not a setting
+            continue
+        sub = getattr(Config(), section.name)
+        if not dataclasses.is_dataclass(sub):
+            assert re.search(rf"^#? ?{section.name} =", text, re.M), section.name
+            continue
+        assert f"[{section.name}]" in text, section.name
+        for key in dataclasses.fields(sub):
+            assert re.search(rf"^#? ?{key.name} =", text, re.M), f"{section.name}.{key.name}"
