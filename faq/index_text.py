@@ -20,3 +20,14 @@ def entry_search_text(question: str, aliases: Sequence[str], synonyms: Synonyms 
     """The indexed text of an FAQ entry: its question and aliases, one line each. Global
     entries are always indexed with the built-in synonyms only."""
     return search_text([question, *aliases], synonyms)
+
+
+def thread_embed_text(question: str) -> str:
+    """The text embedded for a thread: its question as the member wrote it (the embedding
+    model does its own tokenising; normalising first would only take words away from it)."""
+    return question.strip()
+
+
+def entry_embed_text(question: str, aliases: Sequence[str]) -> str:
+    """The text embedded for an FAQ entry: its question and aliases, one line each."""
+    return "\n".join(part.strip() for part in [question, *aliases] if part.strip())

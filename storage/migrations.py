@@ -125,6 +125,87 @@ def _inbox_attempts(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0"))
 
 
+#: Embeddings of threads and FAQ entries (float16 vectors per model). ``ref_id`` points at a
+#: thread or an entry depending on ``kind``, so no foreign key can remove the row: triggers do,
+#: when the thread or entry is deleted and when a thread's question is deleted (its text is
+#: then no longer served, and what it said should not linger as a vector).
+_SQLITE_EMBEDDING_TABLE = [
+    """CREATE TABLE embedding (
+        id INTEGER NOT NULL,
+        kind VARCHAR(8) NOT NULL,
+        ref_id INTEGER NOT NULL,
+        model_id VARCHAR(200) NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BLOB NOT NULL,
+        text_hash VARCHAR(64) NOT NULL,
+        updated_at DATETIME NOT NULL,
+        PRIMARY KEY (id),
+        CONSTRAINT uq_embedding_ref UNIQUE (kind, ref_id, model_id))""",
+    "CREATE INDEX ix_embedding_model ON embedding (model_id, id)",
+]
+_SQLITE_EMBEDDING_TRIGGERS = [
+    """CREATE TRIGGER IF NOT EXISTS thread_embedding_ad AFTER DELETE ON thread BEGIN
+         DELETE FROM embedding WHERE kind = 'thread' AND ref_id = old.id; END""",
+    """CREATE TRIGGER IF NOT EXISTS thread_embedding_au AFTER UPDATE OF status ON thread
+       WHEN new.status = 'deleted' BEGIN
+         DELETE FROM embedding WHERE kind = 'thread' AND ref_id = old.id; END""",
+    """CREATE TRIGGER IF NOT EXISTS faq_embedding_ad AFTER DELETE ON faq_entry BEGIN
+         DELETE FROM embedding WHERE kind = 'faq' AND ref_id = old.id; END""",
+]
+_POSTGRES_EMBEDDING_TABLE = [
+    """CREATE TABLE embedding (
+        id SERIAL NOT NULL,
+        kind VARCHAR(8) NOT NULL,
+        ref_id INTEGER NOT NULL,
+        model_id VARCHAR(200) NOT NULL,
+        dim INTEGER NOT NULL,
+        vector BYTEA NOT NULL,
+        text_hash VARCHAR(64) NOT NULL,
+        updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+        PRIMARY KEY (id),
+        CONSTRAINT uq_embedding_ref UNIQUE (kind, ref_id, model_id))""",
+    "CREATE INDEX ix_embedding_model ON embedding (model_id, id)",
+]
+_POSTGRES_EMBEDDING_TRIGGERS = [
+    """CREATE OR REPLACE FUNCTION copss_embedding_forget() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         DELETE FROM embedding WHERE kind = TG_ARGV[0] AND ref_id = OLD.id;
+         RETURN NULL;
+       END $$""",
+    "DROP TRIGGER IF EXISTS thread_embedding_ad ON thread",
+    """CREATE TRIGGER thread_embedding_ad AFTER DELETE ON thread
+       FOR EACH ROW EXECUTE FUNCTION copss_embedding_forget('thread')""",
+    "DROP TRIGGER IF EXISTS thread_embedding_au ON thread",
+    """CREATE TRIGGER thread_embedding_au AFTER UPDATE OF status ON thread
+       FOR EACH ROW WHEN (NEW.status = 'deleted')
+       EXECUTE FUNCTION copss_embedding_forget('thread')""",
+    "DROP TRIGGER IF EXISTS faq_embedding_ad ON faq_entry",
+    """CREATE TRIGGER faq_embedding_ad AFTER DELETE ON faq_entry
+       FOR EACH ROW EXECUTE FUNCTION copss_embedding_forget('faq')""",
+]
+
+
+def _embeddings(conn: Connection) -> None:
+    # Semantic matching keeps one vector per thread question and FAQ entry per model. A store
+    # created by migration 1 from the current models has the table already, but never the
+    # triggers (create_all does not make them), and rows written before the triggers existed
+    # may point at deleted threads or entries.
+    sqlite = conn.dialect.name == "sqlite"
+    if not inspect(conn).has_table("embedding"):
+        for statement in _SQLITE_EMBEDDING_TABLE if sqlite else _POSTGRES_EMBEDDING_TABLE:
+            conn.execute(text(statement))
+    for statement in _SQLITE_EMBEDDING_TRIGGERS if sqlite else _POSTGRES_EMBEDDING_TRIGGERS:
+        conn.execute(text(statement))
+    conn.execute(
+        text(
+            "DELETE FROM embedding WHERE (kind = 'thread' AND NOT EXISTS (SELECT 1 FROM thread t "
+            "WHERE t.id = embedding.ref_id AND t.status != 'deleted')) OR (kind = 'faq' AND "
+            "NOT EXISTS (SELECT 1 FROM faq_entry f WHERE f.id = embedding.ref_id))"
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step."""
@@ -142,6 +223,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "inbox events count their handling attempts", _inbox_attempts),
     Migration(5, "bridged copies keep every chunk's id", _copy_chunks),
+    Migration(6, "embeddings of threads and FAQ entries", _embeddings),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -273,6 +274,32 @@ class OutboxMessage(Base):
     platform_message_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class Embedding(Base):
+    """A sentence embedding of a thread's question or an FAQ entry under one model.
+
+    ``vector`` holds ``dim`` float16 values, little-endian; ``text_hash`` is the SHA-256 of the
+    text that was embedded, so an unchanged text is not embedded again. ``ref_id`` names a
+    thread (``kind`` ``thread``) or an FAQ entry (``faq``): triggers remove the row when its
+    thread or entry is deleted, or when the thread's question is deleted (migration 6).
+    """
+
+    __tablename__ = "embedding"
+    __table_args__ = (
+        UniqueConstraint("kind", "ref_id", "model_id", name="uq_embedding_ref"),
+        Index("ix_embedding_model", "model_id", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: ``thread`` or ``faq``.
+    kind: Mapped[str] = mapped_column(String(8))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    #: The embedder's stable id of model and weights.
+    model_id: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SchemaVersion(Base):
