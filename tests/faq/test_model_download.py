@@ -25,7 +25,8 @@ REPO = KNOWN_MODELS["all-MiniLM-L6-v2"].repo
 class Hub:
     """A loopback stand-in for the model host: ``files`` maps URL paths to bytes.
 
-    Like the real host it answers ``Range: bytes=N-`` with 206 and Content-Range (unless
+    Like the real host it sends large (LFS) files through a redirect to a storage path
+    (``/cdn/...``) and answers ``Range: bytes=N-`` there with 206 and Content-Range (unless
     ``honour_range`` is off), unknown paths with 404, a range past the end with 416.
     ``cut_after`` closes the connection after that many body bytes of model.onnx."""
 
@@ -34,6 +35,10 @@ class Hub:
     cut_after: int | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     url: str = ""
+
+    def resolved(self, path: str) -> str:
+        """The path a file's bytes are finally served from (after the redirect)."""
+        return "/cdn" + path if path.endswith("/model.onnx") else path
 
 
 def _serve(hub: Hub) -> Iterator[Hub]:
@@ -46,7 +51,13 @@ def _serve(hub: Hub) -> Iterator[Hub]:
         def do_GET(self) -> None:
             wanted = self.headers.get("Range")
             hub.requests.append((self.path, wanted))
-            body = hub.files.get(self.path)
+            if self.path in hub.files and hub.resolved(self.path) != self.path:
+                self.send_response(302)
+                self.send_header("Location", hub.resolved(self.path))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = {hub.resolved(path): data for path, data in hub.files.items()}.get(self.path)
             if body is None:
                 self.send_response(404)
                 self.send_header("Content-Length", "9")
@@ -149,7 +160,9 @@ async def test_first_start_downloads_the_model_with_progress(
         "prefix": "",
         "source": f"{REPO}@main",
     }
-    assert sorted(path for path, _ in hub.requests) == sorted(hub.files)
+    assert sorted(path for path, _ in hub.requests) == sorted(
+        {*hub.files, *(hub.resolved(path) for path in hub.files)}
+    )
 
     total = sum(len(data) for data in tiny_files.values())
     assert seen[0] == (0, total)
@@ -249,8 +262,11 @@ async def test_an_interrupted_download_resumes_with_a_range_request(
             base_url=hub.url,
             progress=lambda done, total: seen.append((done, total)),
         )
+        # The range is asked of the hub and kept across its redirect to the storage path.
         ranges = dict(hub.requests)
-        assert ranges[f"/{REPO}/resolve/main/onnx/model.onnx"] == f"bytes={len(kept)}-"
+        model_path = f"/{REPO}/resolve/main/onnx/model.onnx"
+        assert ranges[model_path] == f"bytes={len(kept)}-"
+        assert ranges[hub.resolved(model_path)] == f"bytes={len(kept)}-"
     for name, data in tiny_files.items():
         assert (folder / name).read_bytes() == data
     assert not list(folder.glob("*.part"))
@@ -303,5 +319,5 @@ async def test_two_tasks_asking_at_once_download_once(
         ensure_model("all-MiniLM-L6-v2", tmp_path, base_url=hub.url),
     )
     assert first == second
-    assert len(hub.requests) == len(tiny_files)
+    assert len(hub.requests) == len(tiny_files) + 1  # model.onnx is redirected once
     assert (first / "model.onnx").read_bytes() == tiny_files["model.onnx"]
