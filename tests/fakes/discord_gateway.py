@@ -34,7 +34,17 @@ Behaviour that mirrors Discord (and that ``discord.py`` 2.7 relies on):
   ``discord.py`` sleeps on) and the ``X-RateLimit-*`` / ``Retry-After`` headers.
 * ``GET /channels/{id}/messages`` returns newest first, also with ``after=``
   (``discord.py``'s ``history(after=...)`` takes ``data[0]`` as the next cursor
-  and reverses each page itself).
+  and reverses each page itself), at most 100 a page, never ephemeral messages.
+* An interaction must be acknowledged (callback) within 3 s, else the callback
+  answers 404 code 10062 "Unknown interaction"; its token then serves followups
+  and edits for 15 minutes, after which they answer 401 code 50027 "Invalid
+  Webhook Token".  :meth:`FakeDiscord.expire_interaction` ends either at once.
+* Deleting a thread or forum post (:meth:`FakeDiscord.delete_thread`) removes it
+  with its messages and dispatches THREAD_DELETE (id, guild_id, parent_id, type);
+  archiving (:meth:`FakeDiscord.archive_thread`) dispatches THREAD_UPDATE and
+  keeps everything readable.
+* A member who does not accept DMs (:meth:`FakeDiscord.close_dms`) gets none:
+  posting in the DM channel answers 403 code 50007.
 """
 
 from __future__ import annotations
@@ -166,7 +176,8 @@ class Call:
 
     ``path`` is relative to the API base (``/channels/1/messages``), decoded.
     ``json_body`` is the parsed JSON body, or the ``payload_json`` part of a
-    multipart upload, or ``None``.  ``status`` is the status the fake answered.
+    multipart upload, or ``None``.  ``status`` is the status the fake answered
+    (0 while the request is still being answered, e.g. held by :class:`Slow`).
     """
 
     method: str
@@ -235,6 +246,8 @@ class InteractionRecord:
     ``responses`` holds the JSON bodies POSTed to
     ``/interactions/{id}/{token}/callback`` (normally exactly one);
     ``original_message_id`` / ``followup_ids`` point into the message store.
+    ``created`` is when it was dispatched (``time.monotonic()``); ``ack_expired``
+    and ``token_expired`` are set by :meth:`FakeDiscord.expire_interaction`.
     """
 
     id: int
@@ -247,6 +260,9 @@ class InteractionRecord:
     responses: list[JSON] = field(default_factory=list)
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
+    created: float = field(default_factory=time.monotonic)
+    ack_expired: bool = False
+    token_expired: bool = False
 
     @property
     def response(self) -> JSON | None:
@@ -407,6 +423,8 @@ class FakeDiscord:
         zlib_stream: bool = False,
         enforce_intents: bool = True,
         echo_bot_messages: bool = True,
+        interaction_ack_timeout: float = 3.0,
+        interaction_token_ttl: float = 15 * 60.0,
     ) -> None:
         """Configure the fake; nothing listens until ``__aenter__``/:meth:`start`.
 
@@ -414,6 +432,9 @@ class FakeDiscord:
         bot's own REST actions, as Discord does.  ``enforce_intents`` drops
         events the identified intents do not cover and blanks message content
         without the MESSAGE_CONTENT intent, as Discord does.
+        ``interaction_ack_timeout`` (Discord: 3 s) and ``interaction_token_ttl``
+        (Discord: 15 minutes) are how long an interaction may be acknowledged
+        and how long its token serves followups and edits.
         """
         self.token = token
         self.bot_id = bot_id
@@ -423,6 +444,8 @@ class FakeDiscord:
         self.zlib_stream = zlib_stream
         self.enforce_intents = enforce_intents
         self.echo_bot_messages = echo_bot_messages
+        self.interaction_ack_timeout = interaction_ack_timeout
+        self.interaction_token_ttl = interaction_token_ttl
         self.ack_heartbeats = True
         """Set to ``False`` to stop answering heartbeats (zombie connection)."""
 
@@ -447,6 +470,7 @@ class FakeDiscord:
         self._messages: dict[int, JSON] = {}
         self._channel_messages: dict[int, list[int]] = {}
         self._deleted: set[int] = set()
+        self._dms_closed: set[int] = set()
         self._allowed_mentions: dict[int, JSON | None] = {}
         self._bot_message_ids: list[int] = []
         self._webhook_message_ids: list[int] = []
@@ -646,6 +670,16 @@ class FakeDiscord:
     def bot_user(self) -> JSON:
         """The bot's user object."""
         return self._users[self.bot_id]
+
+    def close_dms(self, user_id: int, closed: bool = True) -> None:
+        """The user stops (``closed``) or starts again accepting direct messages from the
+        bot: while closed, posting in their DM channel answers 403 code 50007 "Cannot send
+        messages to this user" (opening the DM channel itself still works, as on Discord)."""
+        self.user(user_id)
+        if closed:
+            self._dms_closed.add(user_id)
+        else:
+            self._dms_closed.discard(user_id)
 
     def add_guild(
         self,
@@ -1292,6 +1326,42 @@ class FakeDiscord:
             starter["thread"] = copy.deepcopy(thread)
         await self.dispatch("THREAD_CREATE", {**copy.deepcopy(thread), "newly_created": True})
 
+    async def delete_thread(self, thread_id: int) -> None:
+        """A moderator deletes a thread or forum post: it goes with every message in it
+        (its history and messages answer 404 from now on) and THREAD_DELETE carries only
+        its id, guild, parent and type, as on Discord.  A thread opened from a message
+        leaves that message in the parent channel."""
+        thread = self._channels.get(thread_id)
+        if thread is None or thread["type"] not in THREAD_TYPES:
+            raise KeyError(f"FakeDiscord: {thread_id} is not a thread")
+        for mid in list(self._channel_messages.get(thread_id, [])):
+            self._delete_message(thread_id, mid)
+        del self._channels[thread_id]
+        self._channel_messages.pop(thread_id, None)
+        guild_id = int(thread["guild_id"])
+        self._guilds[guild_id].channel_ids.remove(thread_id)
+        await self.dispatch(
+            "THREAD_DELETE",
+            {
+                "id": thread["id"],
+                "guild_id": thread["guild_id"],
+                "parent_id": thread["parent_id"],
+                "type": thread["type"],
+            },
+        )
+
+    async def archive_thread(self, thread_id: int, archived: bool = True) -> JSON:
+        """A thread or forum post is archived (or unarchived): THREAD_UPDATE with the
+        whole thread.  Its messages stay, and its history can still be read."""
+        thread = self._channels.get(thread_id)
+        if thread is None or thread["type"] not in THREAD_TYPES:
+            raise KeyError(f"FakeDiscord: {thread_id} is not a thread")
+        metadata = thread["thread_metadata"]
+        metadata["archived"] = archived
+        metadata["archive_timestamp"] = _now_iso()
+        await self.dispatch("THREAD_UPDATE", copy.deepcopy(thread))
+        return thread
+
     # ------------------------------------------------------------------ interactions
 
     async def interaction(
@@ -1385,6 +1455,22 @@ class FakeDiscord:
         self._interaction_tokens[token] = interaction_id
         await self.dispatch("INTERACTION_CREATE", copy.deepcopy(payload))
         return record
+
+    def expire_interaction(self, interaction_id: int, *, token: bool = False) -> None:
+        """End an interaction's time now instead of after Discord's limits: it can no
+        longer be acknowledged (callback: 404 code 10062) and, with ``token``, its
+        followups and edits fail too (401 code 50027), as after 15 minutes."""
+        record = self.interactions[interaction_id]
+        record.ack_expired = True
+        record.token_expired = record.token_expired or token
+
+    def _ack_expired(self, record: InteractionRecord) -> bool:
+        late = time.monotonic() - record.created > self.interaction_ack_timeout
+        return record.ack_expired or late
+
+    def _token_expired(self, record: InteractionRecord) -> bool:
+        late = time.monotonic() - record.created > self.interaction_token_ttl
+        return record.token_expired or late
 
     # ------------------------------------------------------------------ faults
 
@@ -1499,6 +1585,10 @@ class FakeDiscord:
             "GUILD_ROLE_CREATE": INTENT_GUILDS,
             "CHANNEL_CREATE": INTENT_GUILDS,
             "THREAD_CREATE": INTENT_GUILDS,
+            "THREAD_UPDATE": INTENT_GUILDS,
+            "THREAD_DELETE": INTENT_GUILDS,
+            "CHANNEL_UPDATE": INTENT_GUILDS,
+            "CHANNEL_DELETE": INTENT_GUILDS,
             "GUILD_MEMBER_ADD": INTENT_GUILD_MEMBERS,
             "GUILD_MEMBER_UPDATE": INTENT_GUILD_MEMBERS,
         }.get(event)
@@ -1709,6 +1799,7 @@ class FakeDiscord:
             files=[str(f["filename"]) for f in files],
         )
         self.calls.append(call)
+        self._notify()  # announced on arrival (``status`` 0 while held) and once answered
         try:
             response = await self._answer(call, request, body, files)
         finally:
@@ -1962,7 +2053,12 @@ class FakeDiscord:
             limit = min(max(int(req.query.get("limit", "50")), 1), 100)
         except ValueError:
             return _form_error("limit", "NUMBER_TYPE_COERCE", "Value is not int.")
-        ordered = sorted(self._channel_messages.get(cid, []))
+        # Ephemeral messages are seen only by their member, never in a channel's history.
+        ordered = sorted(
+            m
+            for m in self._channel_messages.get(cid, [])
+            if not self._messages[m]["flags"] & FLAG_EPHEMERAL
+        )
         if "around" in req.query:
             around = int(req.query["around"])
             older = [i for i in ordered if i < around][-(limit // 2) :] if limit > 1 else []
@@ -2087,6 +2183,9 @@ class FakeDiscord:
         key = (cid, str(nonce))
         if nonce is not None and body.get("enforce_nonce") and key in self._nonces:
             return 200, self._messages[self._nonces[key]]
+        channel = self._channels[cid]
+        if channel["type"] == DM and int(channel["recipients"][0]["id"]) in self._dms_closed:
+            return _error(403, 50007, "Cannot send messages to this user")
         status, msg = await self._create_bot_message(cid, body, req.files)
         if status != 200:
             return status, msg
@@ -2307,7 +2406,8 @@ class FakeDiscord:
 
     async def _r_callback(self, req: _Request) -> _Response:
         record = self.interactions.get(int(req.params["iid"]))
-        if record is None or record.token != req.params["token"]:
+        if record is None or record.token != req.params["token"] or self._ack_expired(record):
+            # Also what Discord answers once the interaction's 3 seconds are over.
             return _error(404, 10062, "Unknown interaction")
         if record.responses:
             return _error(400, 40060, "Interaction has already been acknowledged.")
@@ -2385,6 +2485,8 @@ class FakeDiscord:
         record = self._interaction_for(req.params["token"])
         raw_mid = req.params["mid"]
         if record is not None:
+            if self._token_expired(record):
+                return None, _error(401, 50027, "Invalid Webhook Token")
             if raw_mid == "@original":
                 if record.original_message_id is None:
                     return None, _error(404, 10008, "Unknown Message")
@@ -2445,6 +2547,8 @@ class FakeDiscord:
         wait = req.query.get("wait", "false").lower() in ("1", "true")
         record = self._interaction_for(req.params["token"])
         if record is not None:  # interaction followup
+            if self._token_expired(record):
+                return _error(401, 50027, "Invalid Webhook Token")
             if not record.responses:
                 return _error(404, 10015, "Unknown Webhook")
             status, msg = await self._create_bot_message(
