@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.events import ChannelRef, Event, Outgoing
@@ -12,6 +13,11 @@ from bot.events import ChannelRef, Event, Outgoing
 #: Where copss left off: each channel of the adapter's platform that the store knows, with the
 #: platform id of the newest message stored from it (for catching up after downtime).
 Checkpoints = Callable[[], Awaitable[list[tuple[ChannelRef, str]]]]
+
+#: What the store holds of one channel: members' messages (not deleted) sent since the given
+#: time, the newest ``limit`` of them, as (platform message id, text), newest first. Catching up
+#: compares them with the platform's history to find edits and deletes made while copss was away.
+StoredMessages = Callable[[ChannelRef, datetime, int], Awaitable[list[tuple[str, str]]]]
 
 #: Called by an adapter for every incoming event. It returns once the event is stored, so an
 #: adapter may acknowledge the event to its platform only after the sink returned.
@@ -115,6 +121,8 @@ class Adapter(ABC):
     pacing: Pacing | None = None
     #: Set by the hub before ``start``: where copss left off in each known channel.
     checkpoints: Checkpoints | None = None
+    #: Set by the hub before ``start``: the recent messages the store holds of a channel.
+    stored_messages: StoredMessages | None = None
     #: Set by the hub before ``start``: waits until every stored event is handled and every
     #: queued message sent (the console uses it to finish a line before reading the next).
     settled: Callable[[], Awaitable[None]] | None = None

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
@@ -170,6 +170,7 @@ class Hub:
         self.idle = asyncio.Event()
         for platform, adapter in self.adapters.items():
             adapter.checkpoints = functools.partial(self.checkpoints, platform)
+            adapter.stored_messages = self.stored_messages
             adapter.settled = self.settled
 
     async def checkpoints(self, platform: str) -> list[tuple[ChannelRef, str]]:
@@ -177,6 +178,16 @@ class Hub:
         async with self.db.session() as session:
             rows = await ConversationRepo(session).checkpoints(platform)
         return [(ChannelRef(platform, chat, thread), newest) for chat, thread, newest in rows]
+
+    async def stored_messages(
+        self, channel: ChannelRef, since: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """Members' messages stored from ``channel`` since ``since`` and not deleted: the
+        newest ``limit``, as (platform message id, text), newest first."""
+        async with self.db.session() as session:
+            return await ConversationRepo(session).recent_messages(
+                channel.platform, channel.chat_id, channel.thread_id, since, limit
+            )
 
     # -- inbox ---------------------------------------------------------------------------------
 

@@ -122,7 +122,29 @@ class MigrateEvent:
         return f"migrate-{self.new_chat_id}"
 
 
-Event = MessageEvent | EditEvent | DeleteEvent | ReactionEvent | CommandEvent | MigrateEvent
+@dataclass(frozen=True, slots=True)
+class ChannelDeleteEvent:
+    """A channel was deleted with every message in it (a Discord thread or forum post).
+    Archiving or closing one is not deleting it."""
+
+    channel: ChannelRef
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def message_id(self) -> str:
+        """A deleted channel has no message; the channel's own id keys it."""
+        return f"channel-{self.channel.thread_id or self.channel.chat_id}"
+
+
+Event = (
+    MessageEvent
+    | EditEvent
+    | DeleteEvent
+    | ReactionEvent
+    | CommandEvent
+    | MigrateEvent
+    | ChannelDeleteEvent
+)
 
 _KINDS: dict[str, type[Any]] = {
     "message": MessageEvent,
@@ -131,6 +153,7 @@ _KINDS: dict[str, type[Any]] = {
     "reaction": ReactionEvent,
     "command": CommandEvent,
     "migrate": MigrateEvent,
+    "channel_delete": ChannelDeleteEvent,
 }
 _KIND_OF: dict[type[Any], str] = {cls: kind for kind, cls in _KINDS.items()}
 
@@ -172,6 +195,8 @@ def dedup_key(event: Event) -> str:
         key = f"delete:{base}"
     elif isinstance(event, MigrateEvent):
         key = f"migrate:{base}"
+    elif isinstance(event, ChannelDeleteEvent):
+        key = f"channel-delete:{base}"
     else:
         key = f"message:{base}"
     if len(key) <= MAX_KEY_CHARS:

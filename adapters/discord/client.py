@@ -139,7 +139,10 @@ class CopssClient(discord.Client):
     async def on_ready(self) -> None:
         # READY comes with every new gateway session (not after a RESUME, which replays the
         # missed events itself): read what was said while no session was listening.
-        self.intake.enqueue(lambda sink: self.intake.catch_up(self.adapter.checkpoints, sink))
+        adapter = self.adapter
+        self.intake.enqueue(
+            lambda sink: self.intake.catch_up(adapter.checkpoints, sink, adapter.stored_messages)
+        )
 
     async def on_message(self, message: discord.Message) -> None:
         self.intake.enqueue(lambda sink: self.intake.take_message(message, sink))
@@ -156,6 +159,11 @@ class CopssClient(discord.Client):
         self.intake.enqueue(
             lambda sink: self.intake.take_delete(payload.channel_id, payload.message_ids, sink)
         )
+
+    async def on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        # Deleting a thread or forum post deletes its messages; archiving one (THREAD_UPDATE)
+        # deletes nothing and is not handled.
+        self.intake.enqueue(lambda sink: self.intake.take_thread_delete(payload, sink))
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         self.intake.enqueue(lambda sink: self.intake.take_reaction(payload, sink))

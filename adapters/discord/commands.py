@@ -4,6 +4,11 @@ copss offers its commands to Discord as slash commands at login, acknowledges ea
 within Discord's three seconds, hands it to the intake as a command event, and answers it
 later through the interaction while Discord still accepts that (15 minutes). Text commands
 (the prefix and a command name) need no registration: translating a message finds them.
+
+The answers to personal commands are private: every chunk of them goes through the
+interaction as an ephemeral message, and one that cannot (the acknowledgement failed, or the
+interaction expired) goes to the member by DM, never into the channel (see
+:class:`~adapters.discord.sending.Sender`).
 """
 
 from __future__ import annotations
@@ -67,14 +72,24 @@ class SlashCommands:
     ) -> None:
         # Discord drops an interaction not acknowledged within 3 s; the answer comes later.
         # Personal commands are answered privately (only the member sees the answer).
+        private = name in PRIVATE_COMMANDS
         self._remember(interaction)
         try:
-            await interaction.response.defer(ephemeral=name in PRIVATE_COMMANDS)
+            await interaction.response.defer(ephemeral=private)
         except discord.HTTPException as exc:
-            log.warning("discord: could not acknowledge /%s in time: %s", name, exc)
-            self._interactions.pop(interaction.id, None)  # its answer goes to the channel
+            # The interaction cannot carry the answer: a private one goes by DM, a public
+            # one to the channel.
+            log.warning(
+                "discord: could not acknowledge /%s in time (%s); its answer goes %s",
+                name,
+                exc,
+                "to the member by DM" if private else "to the channel",
+            )
+            self._interactions.pop(interaction.id, None)
         intake = self.intake
-        intake.enqueue(lambda sink: intake.take_command(interaction, name, text, sink))
+        intake.enqueue(
+            lambda sink: intake.take_command(interaction, name, text, sink, private=private)
+        )
 
     def _remember(self, interaction: discord.Interaction) -> None:
         now = time.monotonic()
@@ -92,17 +107,21 @@ class SlashCommands:
             return None
         return entry[0]
 
-    async def answer(self, interaction: discord.Interaction, text: str, index: int) -> str | None:
-        """Answer through the interaction: the first chunk replaces the "thinking…" message,
-        the rest follow up. None when Discord no longer knows the interaction."""
+    async def answer(
+        self, interaction: discord.Interaction, text: str, index: int, *, private: bool = False
+    ) -> str | None:
+        """Answer through the interaction: the first chunk replaces the "thinking…" message
+        (private when the acknowledgement was), the rest follow up, each one private too when
+        ``private``. None when Discord no longer knows the interaction."""
         try:
             if index == 0:
                 sent: discord.Message = await interaction.edit_original_response(
                     content=text, allowed_mentions=NO_MENTIONS
                 )
             else:
+                # A follow-up is public unless it says otherwise, whatever the first was.
                 sent = await interaction.followup.send(
-                    text, allowed_mentions=NO_MENTIONS, wait=True
+                    text, allowed_mentions=NO_MENTIONS, wait=True, ephemeral=private
                 )
         except discord.HTTPException as exc:
             if exc.status not in (401, 404):

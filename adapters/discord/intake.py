@@ -2,8 +2,8 @@
 
 What members say, edit, delete and react, and the slash commands they give, translated into
 copss events and fed to the hub one at a time, in the order Discord sent them; after a new
-gateway session, what was said while copss was away (catching up). copss's own messages are
-never read in.
+gateway session, what was said while copss was away (catching up), and what was edited or
+deleted meanwhile among the messages it stored lately. copss's own messages are never read in.
 """
 
 from __future__ import annotations
@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import discord
 
-from adapters.base import Checkpoints, EventSink
+from adapters.base import Checkpoints, EventSink, StoredMessages
 from adapters.discord.client import ENABLE_MESSAGE_CONTENT, CopssClient
 from adapters.discord.translate import (
     PLATFORM,
     catch_up_plan,
+    changed_event,
     channel_of,
     command_event,
     content_intent_granted,
@@ -27,14 +29,25 @@ from adapters.discord.translate import (
     edit_event,
     message_event,
     reaction_event,
+    thread_delete_event,
 )
 from adapters.discord.webhooks import Webhooks
-from bot.events import ChannelRef, Event
+from bot.events import ChannelDeleteEvent, ChannelRef, DeleteEvent, Event
 
 log = logging.getLogger(__name__)
 
 #: A unit of intake work, run in order by one task: translate something and feed the sink.
 Job = Callable[[EventSink], Awaitable[None]]
+
+#: Catching up also re-reads, per channel, the messages copss stored lately and applies the
+#: edits and deletes made while it was away: those of the last ``RECHECK_DAYS`` days, at most
+#: the newest ``RECHECK_MESSAGES`` of them, whichever are fewer. A week covers any ordinary
+#: downtime; 200 keeps it to a few history pages of 100 per channel. Older messages are not
+#: re-read (an edit or delete of those while copss was down is missed).
+RECHECK_DAYS = 7
+RECHECK_MESSAGES = 200
+#: Discord's error code for a channel (or thread) that no longer exists.
+UNKNOWN_CHANNEL = 10003
 
 
 class Intake:
@@ -106,6 +119,13 @@ class Intake:
         for event in delete_events(place, ids, None):
             await sink(event)
 
+    async def take_thread_delete(
+        self, payload: discord.RawThreadDeleteEvent, sink: EventSink
+    ) -> None:
+        """Feed the deletion of a thread or forum post, with every message in it."""
+        self._places.pop(payload.thread_id, None)
+        await sink(thread_delete_event(payload))
+
     async def take_reaction(self, payload: discord.RawReactionActionEvent, sink: EventSink) -> None:
         """Feed a reaction added or removed by anyone but the bot."""
         if payload.user_id == self.client.bot_view.bot_id:
@@ -114,11 +134,17 @@ class Intake:
         await sink(reaction_event(payload, place, self.client.get_user(payload.user_id)))
 
     async def take_command(
-        self, interaction: discord.Interaction, name: str, text: str | None, sink: EventSink
+        self,
+        interaction: discord.Interaction,
+        name: str,
+        text: str | None,
+        sink: EventSink,
+        *,
+        private: bool = False,
     ) -> None:
-        """Feed a slash command."""
+        """Feed a slash command (``private``: its answer is for the member alone)."""
         place = await self.place(interaction.channel, interaction.channel_id or 0)
-        await sink(command_event(interaction, name, text, place))
+        await sink(command_event(interaction, name, text, place, private=private))
 
     async def place(self, channel: discord.abc.Snowflake | None, channel_id: int) -> ChannelRef:
         """The ChannelRef of a channel, asking Discord for a thread's parent when neither the
@@ -154,19 +180,37 @@ class Intake:
 
     # -- catching up ----------------------------------------------------------------------------
 
-    async def catch_up(self, checkpoints: Checkpoints | None, sink: EventSink) -> None:
+    async def catch_up(
+        self,
+        checkpoints: Checkpoints | None,
+        sink: EventSink,
+        stored: StoredMessages | None = None,
+    ) -> None:
         """Feed what was said while no gateway session listened, oldest first per channel
-        (a parent channel before its threads, so questions come before their answers)."""
+        (a parent channel before its threads, so questions come before their answers), and
+        the edits and deletes made meanwhile to the messages ``stored`` lately (see
+        :data:`RECHECK_DAYS`); a thread that is gone is fed as deleted."""
         self.caught_up.clear()
         try:
             known = await checkpoints() if checkpoints is not None else []
             plan = catch_up_plan(known, self._readable())
+            since = datetime.now(UTC) - timedelta(days=RECHECK_DAYS)
             seen: set[int] = set()
-            fed = 0
+            totals = [0, 0, 0]
             for place, after in plan:
-                fed += await self._read_history(place, after, seen, sink)
+                recent = await stored(place, since, RECHECK_MESSAGES) if stored else []
+                window = {int(mid): text for mid, text in recent if mid.isdigit()}
+                counts = await self._read_history(place, after, window, seen, sink)
+                totals = [a + b for a, b in zip(totals, counts, strict=True)]
             if plan:
-                log.info("discord: caught up on %d message(s) in %d channel(s)", fed, len(plan))
+                log.info(
+                    "discord: caught up on %d message(s) in %d channel(s); %d edited and %d "
+                    "deleted meanwhile",
+                    totals[0],
+                    len(plan),
+                    totals[1],
+                    totals[2],
+                )
         finally:
             self.caught_up.set()
 
@@ -187,28 +231,69 @@ class Intake:
         return places
 
     async def _read_history(
-        self, place: ChannelRef, after: int, seen: set[int], sink: EventSink
-    ) -> int:
+        self,
+        place: ChannelRef,
+        after: int,
+        window: dict[int, str],
+        seen: set[int],
+        sink: EventSink,
+    ) -> tuple[int, int, int]:
+        """Read a channel's history from the oldest message of ``window`` (the stored id and
+        text of its recent messages) or else after ``after``: feed the messages after
+        ``after``, an edit for each stored one that says something else now, and a delete
+        for each stored one that is gone. Returns (new, edited, deleted)."""
         raw_id = place.thread_id or place.chat_id
         if not raw_id.isdigit():
-            return 0
-        channel = self.client.get_channel(int(raw_id)) or self.client.get_partial_messageable(
-            int(raw_id)
-        )
-        if not isinstance(channel, discord.abc.Messageable):
-            return 0
-        fed = 0
+            return 0, 0, 0
+        start = min([after, *(mid - 1 for mid in window)])
+        fed = edited = 0
+        present: set[int] = set()
         try:
-            history = channel.history(limit=None, after=discord.Object(after), oldest_first=True)
+            channel: object = self.client.get_channel(int(raw_id))
+            if channel is None and window and place.thread_id is not None:
+                # An archived thread is not cached; reading it as itself keeps a forum post's
+                # title in its opening message's text, as copss stored it.
+                channel = await self.client.fetch_channel(int(raw_id))
+            if channel is None:
+                channel = self.client.get_partial_messageable(int(raw_id))
+            if not isinstance(channel, discord.abc.Messageable):
+                return 0, 0, 0
+            history = channel.history(limit=None, after=discord.Object(start), oldest_first=True)
             async for message in history:
-                if message.id in seen:
+                present.add(message.id)
+                if message.id in window:
+                    change = self._changed(message, place, window[message.id])
+                    if change is not None:
+                        await sink(change)
+                        edited += 1
+                    continue
+                if message.id <= after or message.id in seen:
                     continue
                 seen.add(message.id)
                 event = await self.read(message, place)
                 if event is not None:
                     await sink(event)
                     fed += 1
+        except discord.NotFound as exc:
+            if exc.code != UNKNOWN_CHANNEL:
+                log.warning("discord: could not catch up in %s: %s", place.key(), exc)
+                return fed, edited, 0
+            # Deleted while copss was away, with everything in it.
+            log.info("discord: %s was deleted while copss was away", place.key())
+            await sink(ChannelDeleteEvent(place))
+            return fed, edited, len(window)
         except discord.HTTPException as exc:
-            # Access lost or channel deleted: nothing to read there; the rest still counts.
+            # Access lost: nothing to read there (and, the history unread, nothing counts as
+            # deleted); the rest still counts.
             log.warning("discord: could not catch up in %s: %s", place.key(), exc)
-        return fed
+            return fed, edited, 0
+        gone = sorted(set(window) - present)
+        for mid in gone:
+            await sink(DeleteEvent(place, str(mid)))
+        return fed, edited, len(gone)
+
+    def _changed(self, message: discord.Message, place: ChannelRef, stored: str) -> Event | None:
+        """The edit a stored message had while copss was away, if any."""
+        if self.webhooks.mine(message) or content_withheld(message):
+            return None
+        return changed_event(message, place, self.client.bot_view, stored)

@@ -10,6 +10,7 @@ import hashlib
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ import discord
 from adapters.base import AdapterError, TransientAdapterError
 from bot.events import (
     Author,
+    ChannelDeleteEvent,
     ChannelRef,
     CommandEvent,
     DeleteEvent,
@@ -25,6 +27,7 @@ from bot.events import (
     Event,
     MessageEvent,
     ReactionEvent,
+    intake_text,
 )
 
 PLATFORM = "discord"
@@ -32,6 +35,10 @@ PLATFORM = "discord"
 MESSAGE_LIMIT = 2000
 #: How a slash command's CommandEvent names its interaction (it has no message id).
 INTERACTION_PREFIX = "interaction:"
+#: What follows the interaction's id when only the member who ran the command may see the
+#: answer, with that member's id: the answer's ``reply_to`` says so even after a restart, so
+#: copss never posts it in the channel.
+PRIVATE_MARK = ":private:"
 
 #: What members write; everything else (joins, pins, "thread created", ...) is a system notice.
 _MEMBER_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
@@ -224,9 +231,33 @@ def edit_event(message: discord.Message, channel: ChannelRef, view: BotView) -> 
     return EditEvent(channel, str(message.id), text, message.edited_at, author, raw=message)
 
 
+def changed_event(
+    message: discord.Message, channel: ChannelRef, view: BotView, stored: str
+) -> EditEvent | None:
+    """An EditEvent when a message says something else now than the ``stored`` text copss
+    keeps of it (edited while copss was away, or a forum post renamed); None when it says the
+    same. Compared as copss stores text (:func:`bot.events.intake_text`)."""
+    if is_own(message, view) or message.type not in _MEMBER_TYPES:
+        return None
+    text = message_text(message)
+    if intake_text(text) == stored:
+        return None
+    author = author_of(message.author, message.webhook_id is not None)
+    # A renamed forum post has no edit time: the change is dated when copss saw it.
+    when = message.edited_at or datetime.now(UTC)
+    return EditEvent(channel, str(message.id), text, when, author, raw=message)
+
+
 def delete_events(channel: ChannelRef, message_ids: Iterable[int], raw: object) -> list[Event]:
     """One DeleteEvent per deleted message (Discord deletes in bulk too)."""
     return [DeleteEvent(channel, str(mid), raw=raw) for mid in sorted(message_ids)]
+
+
+def thread_delete_event(payload: discord.RawThreadDeleteEvent) -> ChannelDeleteEvent:
+    """A thread or forum post deleted with its messages (THREAD_DELETE)."""
+    return ChannelDeleteEvent(
+        ChannelRef(PLATFORM, str(payload.parent_id), str(payload.thread_id)), raw=payload
+    )
 
 
 def reaction_event(
@@ -249,13 +280,19 @@ def reaction_event(
 
 
 def command_event(
-    interaction: discord.Interaction, name: str, text: str | None, channel: ChannelRef
+    interaction: discord.Interaction,
+    name: str,
+    text: str | None,
+    channel: ChannelRef,
+    *,
+    private: bool = False,
 ) -> CommandEvent:
     """A slash command; its "message id" names the interaction so the answer can go back
-    through it."""
+    through it, and (``private``) the member the answer is for alone."""
+    mark = f"{PRIVATE_MARK}{interaction.user.id}" if private else ""
     return CommandEvent(
         channel,
-        f"{INTERACTION_PREFIX}{interaction.id}",
+        f"{INTERACTION_PREFIX}{interaction.id}{mark}",
         author_of(interaction.user),
         name,
         (text or "").strip(),
@@ -268,8 +305,18 @@ def interaction_id(reply_to: str | None) -> int | None:
     """The interaction an outgoing reply answers, if it answers one."""
     if reply_to is None or not reply_to.startswith(INTERACTION_PREFIX):
         return None
-    rest = reply_to.removeprefix(INTERACTION_PREFIX)
+    rest = reply_to.removeprefix(INTERACTION_PREFIX).partition(PRIVATE_MARK)[0]
     return int(rest) if rest.isdigit() else None
+
+
+def private_recipient(reply_to: str | None) -> int | None:
+    """The member an outgoing reply is privately for (the answer to a private slash
+    command), if it is one: such an answer goes nowhere anyone else can see it."""
+    if interaction_id(reply_to) is None:
+        return None
+    assert reply_to is not None
+    _, mark, user = reply_to.partition(PRIVATE_MARK)
+    return int(user) if mark and user.isdigit() else None
 
 
 # -- sending ------------------------------------------------------------------------------------

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core import Context
 from bot.events import (
+    ChannelDeleteEvent,
     DeleteEvent,
     EditEvent,
     Event,
@@ -64,6 +65,9 @@ class QaFeature:
             return True
         if isinstance(event, ReactionEvent):
             await self.on_reaction(event, ctx)
+            return True
+        if isinstance(event, ChannelDeleteEvent):
+            await self.on_channel_delete(event, ctx)
             return True
         return False
 
@@ -208,6 +212,30 @@ class QaFeature:
         thread = await ThreadRepo(ctx.session).by_question(message.id)
         if thread is not None:
             await ThreadRepo(ctx.session).mark_deleted(thread)
+
+    async def on_channel_delete(self, event: ChannelDeleteEvent, ctx: Context) -> None:
+        """A deleted channel (a thread or forum post) takes its messages with it: each is kept
+        as deleted with its text erased, as :meth:`on_delete` keeps one, and every question
+        asked there leaves the index. Answers given there stop counting for questions asked
+        elsewhere (a thread opened from a message in its parent channel)."""
+        e = event.channel
+        channel = await ConversationRepo(ctx.session).channel(e.platform, e.chat_id, e.thread_id)
+        if channel is None:
+            return
+        said_there = select(Message.id).where(Message.channel_id == channel.id)
+        threads = ThreadRepo(ctx.session)
+        asked = await ctx.session.scalars(
+            select(Thread).where(
+                Thread.question_message_id.in_(said_there), Thread.status != "deleted"
+            )
+        )
+        for thread in asked.all():
+            await threads.mark_deleted(thread)
+        await ctx.session.execute(
+            update(Message)
+            .where(Message.channel_id == channel.id, Message.deleted.is_(False))
+            .values(deleted=True, text="")
+        )
 
     async def on_reaction(self, event: ReactionEvent, ctx: Context) -> None:
         """✅ by the asker on an answer solves the thread; ✅/❌ on a suggestion is feedback."""

@@ -129,6 +129,28 @@ class ConversationRepo:
         )
         return [(chat, thread or None, mid) for chat, thread, mid in rows.all()]
 
+    async def recent_messages(
+        self, platform: str, chat_id: str, thread_id: str | None, since: datetime, limit: int
+    ) -> list[tuple[str, str]]:
+        """(platform message id, text) of the newest ``limit`` messages members (not bots)
+        wrote in a channel since ``since`` that are not deleted, newest first."""
+        rows = await self.session.execute(
+            select(Message.platform_message_id, Message.text)
+            .join(Channel, Channel.id == Message.channel_id)
+            .join(Member, Member.id == Message.member_id)
+            .where(
+                Channel.platform == platform,
+                Channel.chat_id == chat_id,
+                Channel.thread_id == (thread_id or ""),
+                Message.deleted.is_(False),
+                Message.sent_at >= since,
+                Member.is_bot.is_(False),
+            )
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(limit)
+        )
+        return [(mid, text) for mid, text in rows.all()]
+
     async def add_message(
         self,
         channel: Channel,

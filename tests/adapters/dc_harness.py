@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.discord import DiscordAdapter
+from adapters.discord.translate import interaction_id
 from bot.app import App
 from bot.config import Config, StorageConfig
 from bot.events import Event
@@ -120,7 +121,8 @@ class DiscordHarness(WatchesEvents):
         """A member runs a slash command; returns it once copss has answered."""
         options = {"text": text} if text else {}
         record = await self.fake.interaction(guild_id, channel_id, user_id, name, options)
-        await self.wait_message(f"interaction:{record.id}")
+        # A private command's event names the member too (``interaction:ID:private:USER``).
+        await self.wait_event(lambda e: interaction_id(e.message_id) == record.id)
         await self.settle()
         return record
 
