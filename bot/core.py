@@ -454,11 +454,14 @@ class Hub:
                 continue
             except AdapterError as exc:
                 log.error("send to %s failed: %s", out.channel.key(), exc)
+                # A failed row says how often it was tried, this last attempt included.
+                await self._note_attempt(row.id, attempts, str(exc))
                 await self._finish(row, None, error=str(exc))
                 return
             except Exception as exc:
                 if attempts >= MAX_SEND_ATTEMPTS:
                     log.exception("send to %s failed %d times", out.channel.key(), attempts)
+                    await self._note_attempt(row.id, attempts, f"{type(exc).__name__}: {exc}")
                     await self._finish(row, None, error=f"{type(exc).__name__}: {exc}")
                     return
                 delay = min(30.0, 0.5 * 2 ** (attempts - 1))

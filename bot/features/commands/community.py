@@ -19,6 +19,7 @@ from storage.models import (
     Channel,
     Member,
     Message,
+    OutboxMessage,
     Suggestion,
     Thread,
 )
@@ -143,12 +144,34 @@ async def stats(inv: Invocation) -> str:
             )
         ).all()
     )
+    # What copss gave up posting in this community's chats (the outbox names chats by id).
+    here = (
+        select(Channel.id)
+        .where(
+            Channel.community_id == cid,
+            Channel.platform == OutboxMessage.platform,
+            Channel.chat_id == OutboxMessage.chat_id,
+        )
+        .exists()
+    )
+    gave_up = (OutboxMessage.state == "failed", here)
+    failed = await s.scalar(select(func.count(OutboxMessage.id)).where(*gave_up)) or 0
+    undelivered = f"Messages copss could not deliver: {failed}"
+    if failed:
+        last = await s.scalar(
+            select(OutboxMessage.last_error)
+            .where(*gave_up)
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+        undelivered += f" (last: {(last or 'no reason recorded')[:200]})"
     return (
         f"Questions: {asked}; answered: {answered} ({rate}); solved: {counts.get('solved', 0)}; "
         f"still open: {counts.get('open', 0)}.\n"
         f"Median time to a first answer: {median}. Members active in 30 days: {active or 0}.\n"
         f"Suggestions rated helpful: {feedback.get('helpful', 0)}, "
-        f"not helpful: {feedback.get('not_helpful', 0)}."
+        f"not helpful: {feedback.get('not_helpful', 0)}.\n"
+        f"{undelivered}."
     )
 
 
