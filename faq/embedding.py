@@ -51,9 +51,12 @@ TOKENIZER_FILE = "tokenizer.json"
 SETTINGS_FILE = "copss-model.json"
 #: Where :func:`ensure_model` downloads from unless told otherwise (tests pass a loopback URL).
 HF_BASE_URL = "https://huggingface.co"
-#: Texts per model run. Larger batches gain little on two cores and pad short texts to the
-#: longest one in the batch; texts are sorted by length first so a batch holds similar lengths.
+#: Texts per model run, at most; texts are sorted by token count first so a batch holds
+#: similar lengths (a batch is padded to its longest text).
 BATCH_SIZE = 32
+#: Padded tokens per model run, at most: bounds the memory one run takes (attention grows with
+#: batch x length^2), e.g. 32 questions of 64 tokens, or 8 texts cut at 256.
+MAX_BATCH_TOKENS = 2048
 #: Tokens per text unless copss-model.json says otherwise (what all-MiniLM-L6-v2 was tuned with).
 DEFAULT_MAX_LENGTH = 256
 #: Characters kept per token of ``max_length`` before tokenising. Only text past the first
@@ -182,19 +185,19 @@ def _file_digest(path: Path) -> str:
     return sha.hexdigest()
 
 
-def _pad_token(tokenizer: Any) -> tuple[int, str]:
-    """The tokenizer's own padding token, else the usual ones of BERT and XLM-R vocabularies.
+def _pad_id(tokenizer: Any) -> int:
+    """The tokenizer's own padding token, else the usual one of BERT or XLM-R vocabularies.
 
-    The value matters little (padded positions are masked out of attention and pooling), but a
-    real pad token keeps the inputs what the model saw in training."""
+    The value matters little (padded positions are masked out of attention and pooling), but
+    the real pad token keeps the inputs what the model saw in training."""
     configured = tokenizer.padding
     if configured:
-        return int(configured["pad_id"]), str(configured["pad_token"])
+        return int(configured["pad_id"])
     for token in ("[PAD]", "<pad>"):
         token_id = tokenizer.token_to_id(token)
         if token_id is not None:
-            return int(token_id), token
-    return 0, "[PAD]"
+            return int(token_id)
+    return 0
 
 
 def _storable(text: str) -> str:
@@ -222,6 +225,10 @@ class OnnxEmbedder:
     ) -> None:
         self._session = session
         self._tokenizer = tokenizer
+        self._pad_id = _pad_id(tokenizer)
+        tokenizer.enable_truncation(max_length=settings.max_length)
+        # Padding is done per batch in encode (a tokenizer.json may carry a fixed length).
+        tokenizer.no_padding()
         self.settings = settings
         self.model_id = model_id
         self.batch_size = batch_size
@@ -240,7 +247,7 @@ class OnnxEmbedder:
         # output is the token states (last_hidden_state).
         self._output = "sentence_embedding" if "sentence_embedding" in outputs else outputs[0]
         self.dim = 0
-        self.dim = int(self._run([""]).shape[1])
+        self.dim = int(self._forward(self._tokenize([""])).shape[1])
 
     @classmethod
     def load(
@@ -270,9 +277,6 @@ class OnnxEmbedder:
             tokenizer = Tokenizer.from_file(str(tokenizer_path))
         except Exception as exc:  # tokenizers raises plain Exception for a malformed file
             raise ModelUnavailable(f"cannot read {tokenizer_path}: {_one_line(exc)}") from exc
-        pad_id, pad_token = _pad_token(tokenizer)
-        tokenizer.enable_truncation(max_length=settings.max_length)
-        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
 
         options = ort.SessionOptions()
         # The arena keeps the peak of every batch shape allocated for the life of the process;
@@ -306,20 +310,40 @@ class OnnxEmbedder:
             raise TypeError("encode takes a sequence of texts, not one string")
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        token_ids = self._tokenize(texts)
+        lengths = [len(ids) for ids in token_ids]
+        # Texts of similar length go together: a batch is padded to its longest text, and the
+        # model's work grows with the padded size.
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            out[chunk] = self._run([texts[i] for i in chunk])
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < self.batch_size
+                and (end - start + 1) * lengths[order[end]] <= MAX_BATCH_TOKENS
+            ):
+                end += 1
+            chunk = order[start:end]
+            out[chunk] = self._forward([token_ids[i] for i in chunk])
+            start = end
         return out
 
-    def _run(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         limit = self.settings.max_length * CHARS_PER_TOKEN
         prefix = self.settings.prefix
         prepared = [prefix + _storable(text[:limit]) for text in texts]
-        encodings = self._tokenizer.encode_batch(prepared)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return [encoding.ids for encoding in self._tokenizer.encode_batch(prepared)]
+
+    def _forward(self, token_ids: Sequence[list[int]]) -> npt.NDArray[np.float32]:
+        """One model run over texts already tokenised: padded, run, pooled, normalised."""
+        width = max(1, max(len(ids) for ids in token_ids))
+        ids = np.full((len(token_ids), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(token_ids), width), dtype=np.int64)
+        for row, text_ids in enumerate(token_ids):
+            ids[row, : len(text_ids)] = text_ids
+            mask[row, : len(text_ids)] = 1
         feed: dict[str, npt.NDArray[Any]] = {}
         for name, dtype in self._inputs.items():
             if name == "input_ids":
@@ -330,21 +354,21 @@ class OnnxEmbedder:
                 feed[name] = np.zeros_like(ids, dtype=dtype)
         (result,) = self._session.run([self._output], feed)
         states = np.asarray(result, dtype=np.float32)
-        if states.ndim == 3:
+        if states.ndim == 3 and states.shape[:2] == ids.shape:
             if self.settings.pooling == "cls":
                 pooled = states[:, 0, :]
             else:
                 weights = mask[:, :, None].astype(np.float32)
                 counts = np.maximum(weights.sum(axis=1), 1.0)
                 pooled = (states * weights).sum(axis=1) / counts
-        elif states.ndim == 2:
+        elif states.ndim == 2 and states.shape[0] == len(token_ids):
             pooled = states
         else:
             raise ModelUnavailable(
-                f"model output {self._output!r} has shape {states.shape}; "
-                "expected (batch, tokens, dim) or (batch, dim)"
+                f"model output {self._output!r} has shape {states.shape} for input "
+                f"{ids.shape}; expected (batch, tokens, dim) or (batch, dim)"
             )
-        if pooled.shape[0] != len(texts) or (self.dim and pooled.shape[1] != self.dim):
+        if self.dim and pooled.shape[1] != self.dim:
             raise ModelUnavailable(f"model output {self._output!r} has shape {pooled.shape}")
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         # A text with no tokens at all (only possible with a tokenizer that adds no [CLS]/[SEP])

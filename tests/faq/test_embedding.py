@@ -177,12 +177,27 @@ def test_a_model_that_outputs_pooled_sentence_embeddings(tmp_path: Path) -> None
     )
 
 
-def test_inputs_are_read_from_the_graph_and_a_stored_padding_setting_is_fine(
+def test_inputs_are_read_from_the_graph_and_stored_padding_and_truncation_are_ignored(
     tmp_path: Path,
 ) -> None:
     folder = make_tiny_model(tmp_path / "m", token_type_ids=False, tokenizer_padding=True)
-    vectors = OnnxEmbedder.load(folder).encode(TEXTS)
-    np.testing.assert_allclose(vectors, reference_vectors(folder, TEXTS), atol=1e-5)
+    embedder = OnnxEmbedder.load(folder)
+    texts = [*TEXTS, " ".join(["bike"] * 40)]  # longer than the file's 12 and 24 tokens
+    vectors = embedder.encode(texts)
+    np.testing.assert_allclose(vectors, reference_vectors(folder, texts), atol=1e-5)
+    # Cut at the file's 12 tokens it would be [CLS] + 10 words + [SEP]:
+    cut = embedder.encode([" ".join(["bike"] * 10)])[0]
+    assert np.abs(vectors[-1] - cut).max() > 1e-3
+
+
+def test_long_and_short_texts_in_one_call_equal_one_by_one(embedder: OnnxEmbedder) -> None:
+    words = ["rent", "house", "deposit", "landlord", "amsterdam", "tax", "bsn", "visa"]
+    texts = [
+        " ".join(words[(i + k) % len(words)] for k in range(1 + (i * 37) % 300)) for i in range(60)
+    ]
+    together = embedder.encode(texts)
+    one_by_one = np.vstack([embedder.encode([text]) for text in texts])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
 
 
 def test_encoding_from_several_threads_at_once(embedder: OnnxEmbedder) -> None:

@@ -38,8 +38,8 @@ DIM = 8
 def make_tokenizer(*, padding: bool = False) -> Tokenizer:
     """A BERT-style WordPiece tokenizer over :data:`VOCAB` that adds [CLS] and [SEP].
 
-    ``padding`` stores a padding setting in the file (real tokenizer.json files differ in this);
-    copss must pad either way."""
+    ``padding`` stores padding and truncation to fixed lengths in the file, as some real
+    tokenizer.json files do (all-MiniLM-L6-v2's pads and cuts at 128); copss must use its own."""
     tokenizer = Tokenizer(models.WordPiece(VOCAB, unk_token="[UNK]", max_input_chars_per_word=100))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -49,7 +49,8 @@ def make_tokenizer(*, padding: bool = False) -> Tokenizer:
         special_tokens=[("[CLS]", VOCAB["[CLS]"]), ("[SEP]", VOCAB["[SEP]"])],
     )
     if padding:
-        tokenizer.enable_padding(pad_id=VOCAB["[PAD]"], pad_token="[PAD]")
+        tokenizer.enable_padding(pad_id=VOCAB["[PAD]"], pad_token="[PAD]", length=24)
+        tokenizer.enable_truncation(max_length=12)
     return tokenizer
 
 
