@@ -25,6 +25,8 @@ not start unless it changes the index at that moment).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ HNSW_ABOVE = 20_000
 HNSW_CONNECTIVITY = 16
 #: Search depth when adding ("efConstruction") and querying ("ef"); measured in
 #: ``bench/vectors.py`` for recall@10 against exact search.
-HNSW_EXPANSION_ADD = 128
+HNSW_EXPANSION_ADD = 64
 HNSW_EXPANSION_SEARCH = 96
 
 KINDS = ("thread", "faq")
@@ -63,6 +65,22 @@ def _unit(vectors: npt.ArrayLike, dim: int) -> Vector:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(matrix / norms, dtype=np.float32)
+
+
+def _usearch_index() -> type[Index]:
+    """usearch's ``Index`` class, imported on first need (small stores never need it).
+
+    usearch's wheel carries its own copy of the C++ standard library and exports that copy's
+    locale facet ids as process-wide (GNU unique) symbols: imported before onnxruntime, it
+    makes onnxruntime crash as it loads (SIGSEGV in ``std::codecvt``; usearch 2.26.6,
+    onnxruntime 1.32.0). Loading onnxruntime first, when it is installed, keeps the system
+    library's ids for both; the other way round both work (``tests/faq/test_vector_index.py``).
+    """
+    with contextlib.suppress(ImportError):
+        importlib.import_module("onnxruntime")
+    from usearch.index import Index
+
+    return Index
 
 
 class _Group:
@@ -149,7 +167,10 @@ class _Group:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         if self.hnsw is not None:
             return self._hnsw_search(query, k)
-        scores = self.matrix[: self.n] @ query
+        # numpy's own loop, not BLAS: single-threaded (OpenBLAS would start a thread pool that
+        # spins on the core the encoder needs) and, measured here, faster than one-thread
+        # sgemv at these sizes (docs/benchmarks.md).
+        scores = np.einsum("ij,j->i", self.matrix[: self.n], query)
         top = np.argpartition(-scores, k - 1)[:k] if k < self.n else np.arange(self.n)
         order = top[np.argsort(-scores[top], kind="stable")]
         return self.ids[order].copy(), scores[order]
@@ -157,10 +178,7 @@ class _Group:
     # HNSW (usearch): keys are the ref ids, the group fixes the kind and community.
 
     def _to_hnsw(self, ref_ids: npt.NDArray[np.int64], vectors: Vector) -> None:
-        # Imported here: small stores never need it.
-        from usearch.index import Index
-
-        index = Index(
+        index = _usearch_index()(
             ndim=self.dim,
             metric="ip",
             dtype="f16",
@@ -392,6 +410,22 @@ class VectorIndex:
                 hits.extend(zip([kind] * len(ids), ids.tolist(), scores.tolist(), strict=True))
         hits.sort(key=lambda hit: -hit[2])
         return hits[:k]
+
+    def cosines(
+        self, vector: npt.ArrayLike, keys: Sequence[tuple[str, int]]
+    ) -> list[float | None]:
+        """The cosine of ``vector`` with each stored document ``(kind, ref_id)`` (None for
+        one not in the index): the semantic evidence for candidates found lexically."""
+        with self._lock:
+            if self.dim is None or not keys:
+                return [None] * len(keys)
+            query = _unit(vector, self.dim)[0]
+            out: list[float | None] = []
+            for kind, ref_id in keys:
+                place = self._places.get(kind, {}).get(ref_id)
+                stored = None if place is None else self._vector(kind, ref_id, place)
+                out.append(None if stored is None else float(np.dot(stored, query)))
+            return out
 
     def _vector(self, kind: str, ref_id: int, place: _Place) -> Vector | None:
         if not place.searchable:

@@ -3,6 +3,10 @@ agreeing with exact search."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -194,3 +198,29 @@ def test_hnsw_group_takes_updates_and_removals() -> None:
     assert 5 not in {r for _, r, _ in index.search(data[6], 1, k=5)}
     assert index.set_searchable("thread", 5, True)
     assert index.search(data[6], 1, k=1)[0][:2] == ("thread", 5)
+
+
+def test_a_large_index_does_not_break_loading_the_encoder() -> None:
+    # usearch ships its own C++ standard library; imported before onnxruntime, onnxruntime
+    # crashes as it loads. A fresh process, since this one may have loaded either already.
+    pytest.importorskip("onnxruntime")
+    script = (
+        "import numpy as np\n"
+        "from faq.vector_index import VectorIndex\n"
+        "index = VectorIndex('m', 8, hnsw_above=10)\n"
+        "rows = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)\n"
+        "index.add_many(['thread'] * 50, np.arange(50), [1] * 50, rows)\n"
+        "assert index.groups()['hnsw'] == 1\n"
+        "import onnxruntime\n"
+        "onnxruntime.SessionOptions()\n"
+        "print(index.search(rows[3], 1, k=1)[0][1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "3"
