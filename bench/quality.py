@@ -40,8 +40,11 @@ from typing import Any
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import insert, select, text, update
 
+from faq.embedding import Embedder, OnnxEmbedder
 from faq.matcher import Features, Gate, LexicalMatcher, Match, Scored, Weights, to_match
 from faq.normalize import clean, search_text
+from faq.semantic import SEMANTIC_WEIGHTS, SemanticMatcher
+from faq.vector_index import VectorIndex
 from storage.engine import Database, sqlite_url
 from storage.migrations import DEFAULT_COMMUNITY, upgrade
 from storage.models import Community, Thread
@@ -174,12 +177,14 @@ def load_stackfaq(path: Path) -> list[Task]:
 
 @dataclass
 class Store:
-    """A temporary copss store holding one corpus as threads."""
+    """A temporary copss store holding one corpus as threads (and, for semantic matching, the
+    threads' embeddings in a vector index)."""
 
     db: Database
     community: int
     ids: dict[str, int]
     keys: dict[int, str]
+    index: VectorIndex | None = None
 
     def key_of(self, m: Match) -> str | None:
         """The corpus key of a thread match."""
@@ -223,19 +228,40 @@ async def copss_ranked(
     remove: frozenset[str] = frozenset(),
 ) -> list[Scored]:
     """copss's scored candidates for ``query``, best first; ``remove`` keys are taken out of
-    the index for this one query (marked deleted in a transaction that is rolled back)."""
-    async with store.db.sessions() as s:
-        if remove:
-            ids = [store.ids[k] for k in remove if k in store.ids]
-            await s.execute(update(Thread).where(Thread.id.in_(ids)).values(status="deleted"))
-        ranked = await matcher.rank(
-            SearchRepo(s),
-            query.text,
-            community_id=store.community,
-            exclude_thread=store.ids.get(query.itself) if query.itself else None,
-        )
-        await s.rollback()
+    the index for this one query (marked deleted in a transaction that is rolled back, and out
+    of the vector index until it returns)."""
+    ids = [store.ids[k] for k in remove if k in store.ids]
+    if store.index is not None:
+        for i in ids:
+            store.index.set_searchable("thread", i, False)
+    try:
+        async with store.db.sessions() as s:
+            if ids:
+                await s.execute(update(Thread).where(Thread.id.in_(ids)).values(status="deleted"))
+            ranked = await matcher.rank(
+                SearchRepo(s),
+                query.text,
+                community_id=store.community,
+                exclude_thread=store.ids.get(query.itself) if query.itself else None,
+            )
+            await s.rollback()
+    finally:
+        if store.index is not None:
+            for i in ids:
+                store.index.set_searchable("thread", i, True)
     return ranked
+
+
+def index_corpus(store: Store, docs: Sequence[Doc], embedder: Embedder) -> float:
+    """Embed every corpus text (as the bot embeds a thread: its question text) into a vector
+    index on ``store``; returns the seconds it took."""
+    started = time.perf_counter()
+    vectors = embedder.encode([d.text for d in docs])
+    index = VectorIndex(embedder.model_id, embedder.dim)
+    ids = [store.ids[d.key] for d in docs]
+    index.add_many(["thread"] * len(ids), ids, [store.community] * len(ids), vectors)
+    store.index = index
+    return time.perf_counter() - started
 
 
 async def bm25_ranking(store: Store, query: Query) -> list[str]:
@@ -376,12 +402,16 @@ def wrong_auto_rate(normal: GateFigures, nomatch: GateFigures) -> float:
 
 
 async def evaluate(
-    tasks: Sequence[Task], matcher: LexicalMatcher, methods: Sequence[str], folder: Path
-) -> tuple[dict[tuple[str, str, str], Quality], list[GateRun], dict[str, float]]:
+    tasks: Sequence[Task],
+    matcher: LexicalMatcher,
+    methods: Sequence[str],
+    folder: Path,
+    embedder: Embedder | None = None,
+) -> tuple[dict[tuple[str, str, str], Quality], dict[str, list[GateRun]], dict[str, float]]:
     """Run every method on every task; returns qualities keyed (dataset, task, method), the
-    gate runs of copss, and seconds per method."""
+    gate runs of copss's matchers (by method), and seconds per method."""
     quality: dict[tuple[str, str, str], Quality] = {}
-    runs: list[GateRun] = []
+    runs: dict[str, list[GateRun]] = {}
     seconds: dict[str, float] = {}
     stores: dict[int, Store] = {}
     try:
@@ -390,22 +420,31 @@ async def evaluate(
             if corpus_id not in stores:
                 path = folder / f"corpus{len(stores)}.db"
                 stores[corpus_id], _ = await build_store(path, task.docs)
+                if embedder is not None:
+                    took = index_corpus(stores[corpus_id], task.docs, embedder)
+                    seconds["embedding the corpora"] = (
+                        seconds.get("embedding the corpora", 0.0) + took
+                    )
             store = stores[corpus_id]
             for method in methods:
                 q = quality.setdefault((task.dataset, task.name, method), Quality())
                 started = time.perf_counter()
-                if method == "copss":
+                if method in ("copss", "semantic"):
+                    ranker = matcher
+                    if method == "semantic":
+                        assert embedder is not None and store.index is not None
+                        ranker = SemanticMatcher(embedder, store.index)
                     run = GateRun(task)
                     for query in task.queries:
-                        found = await copss_ranked(store, matcher, query)
+                        found = await copss_ranked(store, ranker, query)
                         ranked = [(store.key_of(to_match(x)), x) for x in found]
                         q.add([k for k, _ in ranked], query.relevant)
                         run.normal.append((ranked, query.relevant))
                         gone = query.relevant | ({query.itself} if query.itself else set())
-                        found = await copss_ranked(store, matcher, query, remove=frozenset(gone))
+                        found = await copss_ranked(store, ranker, query, remove=frozenset(gone))
                         ranked = [(store.key_of(to_match(x)), x) for x in found]
                         run.nomatch.append((ranked, frozenset()))
-                    runs.append(run)
+                    runs.setdefault(method, []).append(run)
                 elif method == "bm25":
                     for query in task.queries:
                         q.add(await bm25_ranking(store, query), query.relevant)
@@ -423,6 +462,7 @@ async def evaluate(
 
 METHOD_NAMES = {
     "copss": "copss LexicalMatcher",
+    "semantic": "copss SemanticMatcher",
     "bm25": "FTS5 BM25 (plain)",
     "token_sort": "rapidfuzz token_sort_ratio",
     "wratio": "rapidfuzz WRatio",
@@ -557,15 +597,19 @@ def score_summary(runs: Sequence[GateRun]) -> str:
     return "\n".join(lines)
 
 
-def _vector(f: Features) -> tuple[float, float, float, float]:
-    return (f.bm25, f.coverage, f.line_agreement, f.similarity)
+FEATURES = 5
+
+
+def _vector(f: Features) -> tuple[float, ...]:
+    return (f.bm25, f.coverage, f.line_agreement, f.similarity, f.cosine)
 
 
 def fit_blend(
     runs: Sequence[GateRun], datasets: set[str], epochs: int = 300, lr: float = 0.5
-) -> tuple[float, float, float, float]:
-    """Listwise (softmax cross-entropy) fit of the four similarity weights on the normal
-    queries of ``datasets``: each query's candidates compete for its relevant ones."""
+) -> tuple[float, ...]:
+    """Listwise (softmax cross-entropy) fit of the similarity weights (the four lexical ones
+    and the cosine; the cosine is 0 for the lexical matcher, so its weight stays 0) on the
+    normal queries of ``datasets``: each query's candidates compete for its relevant ones."""
     groups: list[tuple[list[tuple[float, ...]], list[bool]]] = []
     for run in runs:
         if run.task.dataset not in datasets:
@@ -574,23 +618,23 @@ def fit_blend(
             labels = [k in rel for k, _ in ranked]
             if any(labels):
                 groups.append(([_vector(s.features) for _, s in ranked], labels))
-    w = [0.0, 0.0, 0.0, 0.0]
+    w = [0.0] * FEATURES
     l2 = 1e-3
     for _ in range(epochs):
-        grad = [0.0, 0.0, 0.0, 0.0]
+        grad = [0.0] * FEATURES
         for xs, labels in groups:
-            scores = [w[0] * x[0] + w[1] * x[1] + w[2] * x[2] + w[3] * x[3] for x in xs]
+            scores = [sum(wj * xj for wj, xj in zip(w, x, strict=True)) for x in xs]
             top = max(scores)
             exps = [math.exp(v - top) for v in scores]
             z = sum(exps)
             share = 1.0 / sum(labels)
             for x, e, label in zip(xs, exps, labels, strict=True):
                 g = e / z - (share if label else 0.0)
-                for j in range(4):
+                for j in range(FEATURES):
                     grad[j] += g * x[j]
-        for j in range(4):
+        for j in range(FEATURES):
             w[j] -= lr * (grad[j] / len(groups) + l2 * w[j])
-    return (w[0], w[1], w[2], w[3])
+    return tuple(w)
 
 
 def fit_confidence(runs: Sequence[GateRun], matcher: LexicalMatcher) -> tuple[float, float]:
@@ -644,9 +688,13 @@ def fit_confidence(runs: Sequence[GateRun], matcher: LexicalMatcher) -> tuple[fl
 def fitted(runs: Sequence[GateRun], datasets: set[str]) -> LexicalMatcher:
     """A matcher whose blend is fit on ``datasets`` and whose confidence is calibrated on
     every run."""
-    bm25, coverage, line_agreement, similarity = fit_blend(runs, datasets)
+    bm25, coverage, line_agreement, similarity, cosine = fit_blend(runs, datasets)
     base = Weights(
-        bm25=bm25, coverage=coverage, line_agreement=line_agreement, similarity=similarity
+        bm25=bm25,
+        coverage=coverage,
+        line_agreement=line_agreement,
+        similarity=similarity,
+        cosine=cosine,
     )
     scale, bias = fit_confidence(runs, LexicalMatcher(weights=base))
     return LexicalMatcher(weights=replace(base, scale=scale, bias=bias))
@@ -656,7 +704,7 @@ def refit_report(runs: Sequence[GateRun]) -> str:
     """Fit on each dataset, validate on the other(s): P@1/MRR@10 per task."""
     datasets = sorted({r.task.dataset for r in runs})
     lines = [
-        "| fit on | weights (bm25, coverage, line agreement, similarity; scale, bias) | "
+        "| fit on | weights (bm25, coverage, line agreement, similarity, cosine; scale, bias) | "
         + " | ".join(f"{r.task.dataset} {r.task.name}" for r in runs)
         + " |",
         "|---|---|" + "---|" * len(runs),
@@ -673,9 +721,8 @@ def refit_report(runs: Sequence[GateRun]) -> str:
             cells.append(f"{q.p1:.3f} / {q.mrr:.3f}{held_out}")
         lines.append(
             f"| {' + '.join(sorted(fit_on))} | {w.bm25:.2f}, {w.coverage:.2f}, "
-            f"{w.line_agreement:.2f}, {w.similarity:.2f}; {w.scale:.2f}, {w.bias:.2f} | "
-            + " | ".join(cells)
-            + " |"
+            f"{w.line_agreement:.2f}, {w.similarity:.2f}, {w.cosine:.2f}; "
+            f"{w.scale:.2f}, {w.bias:.2f} | " + " | ".join(cells) + " |"
         )
     return "\n".join(lines)
 
@@ -694,10 +741,19 @@ async def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown method(s): {', '.join(unknown)}", file=sys.stderr)
         return 2
+    embedder: Embedder | None = None
+    if args.semantic:
+        started = time.perf_counter()
+        embedder = OnnxEmbedder.load(args.semantic)
+        print(f"model {embedder.model_id} loaded in {time.perf_counter() - started:.2f} s")
+    elif "semantic" in methods:
+        methods.remove("semantic")
     gate = Gate()
     with tempfile.TemporaryDirectory(prefix="copss-bench-") as folder:
         matcher = LexicalMatcher(candidates=args.candidates)
-        quality, runs, seconds = await evaluate(tasks, matcher, methods, Path(folder))
+        quality, by_method, seconds = await evaluate(
+            tasks, matcher, methods, Path(folder), embedder
+        )
     for task in tasks:
         print(f"{task.dataset} {task.name}: {len(task.docs)} docs, {len(task.queries)} queries")
     print()
@@ -706,7 +762,16 @@ async def run(args: argparse.Namespace) -> int:
     print(
         "seconds per method (all tasks): " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
     )
-    if runs:
+    for method, runs in by_method.items():
+        print()
+        print(f"## {METHOD_NAMES[method]}")
+        if method == "semantic":
+            w = SEMANTIC_WEIGHTS
+            print(
+                f"blend: cosine {w.cosine:.2f}, bm25 {w.bm25:.2f}, coverage {w.coverage:.2f}, "
+                f"line agreement {w.line_agreement:.2f}, similarity {w.similarity:.2f}; "
+                f"scale {w.scale:.2f}, bias {w.bias:.2f}"
+            )
         print()
         print(gate_table(runs, gate))
         print()
@@ -735,6 +800,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calibrate", action="store_true", help="sweep the gate thresholds")
     parser.add_argument(
         "--candidates", type=int, default=50, help="full-text candidates the matcher re-ranks"
+    )
+    parser.add_argument(
+        "--semantic",
+        type=Path,
+        help="a model folder (model.onnx + tokenizer.json, see bench/prepare_model.py): "
+        "also rank with the semantic matcher",
     )
     parser.add_argument(
         "--fit",

@@ -22,11 +22,13 @@ from bot.config import Config
 from bot.core import Hub
 from bot.features.bridge import Bridge
 from bot.features.commands import Services, build_commands
+from bot.features.embeddings import Backfill
 from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
 from bot.logs import register_secret
+from bot.semantic_setup import Semantic, start_semantic
 from faq.kb import starter_entries, store_entries
-from faq.matcher import Gate, LexicalMatcher
+from faq.matcher import Gate, LexicalMatcher, Matcher
 from storage.engine import Database, StorageError, _reason, default_database_path
 from storage.migrations import upgrade
 from storage.repos.faq import FaqRepo
@@ -117,6 +119,10 @@ class App:
         self._adapters = list(adapters) if adapters is not None else None
         self.db: Database | None = None
         self.hub: Hub | None = None
+        #: The model and vector index when semantic matching runs (None: words only).
+        self.semantic: Semantic | None = None
+        #: Set once the start-up embedding job has embedded everything the store held.
+        self.embedded = asyncio.Event()
         self._stop = asyncio.Event()
         # The first adapter that could not start for good (refused token or intent).
         self._refused: AdapterError | None = None
@@ -129,7 +135,8 @@ class App:
         gate = Gate(
             answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions
         )
-        matcher = LexicalMatcher()
+        self.semantic = await start_semantic(self.config, self.db)
+        matcher: Matcher = self.semantic.matcher() if self.semantic else LexicalMatcher()
         bridge = Bridge()
         commands = build_commands(Services(matcher, gate, export_dir(self.config)))
         adapters = (
@@ -178,6 +185,11 @@ class App:
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(hub.run_dispatcher(), name="dispatcher")]
+                if self.semantic is not None:
+                    # Embeds what the store holds without an embedding (the starter entries
+                    # at first start, everything after a model change or an import).
+                    job = self.semantic.backfill(hub.db)
+                    tasks.append(tg.create_task(self._backfill(job), name="embeddings"))
                 for platform in hub.adapters:
                     tasks.append(tg.create_task(hub.run_sender(platform), name=f"send:{platform}"))
                 for platform, adapter in hub.adapters.items():
@@ -205,6 +217,14 @@ class App:
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
+
+    async def _backfill(self, job: Backfill) -> None:
+        try:
+            await job.run()
+            self.embedded.set()
+        except SQLAlchemyError as exc:
+            # The store failing is reported by the dispatcher; the next start resumes here.
+            log.warning("embedding stopped: %s", _reason(exc))
 
     async def _run_adapter(self, adapter: Adapter) -> None:
         hub = self.hub

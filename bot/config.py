@@ -59,6 +59,12 @@ class MatchingConfig:
     suggest_at: float = 0.42
     max_suggestions: int = 3
     load_starter_kb: bool = True
+    #: The sentence-embedding model for semantic matching ("" for words only); see
+    #: faq.embedding.KNOWN_MODELS and README "Semantic matching".
+    model: str = "all-MiniLM-L6-v2"
+    #: Download the model into the data folder at first start when it is not there yet
+    #: (``COPSS_FETCH_MODEL=0`` in the environment turns this off too).
+    fetch_model: bool = True
 
 
 @dataclass(frozen=True)

@@ -228,16 +228,20 @@ class Weights:
     half_life_days: float = 365.0
     #: An entry the community curated itself, over the global starter set.
     own_community: float = 0.2
+    #: The sentence-embedding cosine (semantic matching only; the lexical matcher has none).
+    cosine: float = 0.0
 
 
 @dataclass(frozen=True)
 class Features:
-    """The four similarities of one candidate (see the module docstring)."""
+    """The similarities of one candidate (see the module docstring): four lexical ones, and
+    the cosine of the sentence embeddings when a semantic matcher ranks (else 0)."""
 
     bm25: float
     coverage: float
     line_agreement: float
     similarity: float
+    cosine: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -434,6 +438,7 @@ class LexicalMatcher:
             + w.coverage * f.coverage
             + w.line_agreement * f.line_agreement
             + w.similarity * f.similarity
+            + w.cosine * f.cosine
         )
 
     def confidence(self, f: Features, signals: float) -> float:
@@ -492,6 +497,8 @@ def to_match(s: Scored) -> Match:
         f"bm25 {f.bm25:.2f}, coverage {f.coverage:.2f}, line agreement {f.line_agreement:.2f}, "
         f"similarity {f.similarity:.2f}"
     )
+    if f.cosine:
+        why = f"cosine {f.cosine:.2f}, " + why
     if s.signals:
         why += f", signals {s.signals:+.2f}"
     signals = (
@@ -499,6 +506,7 @@ def to_match(s: Scored) -> Match:
         ("coverage", round(f.coverage, 4)),
         ("line_agreement", round(f.line_agreement, 4)),
         ("similarity", round(f.similarity, 4)),
+        ("cosine", round(f.cosine, 4)),
         ("signals", round(s.signals, 4)),
     )
     return Match(s.hit.kind, s.hit.ref_id, round(s.score, 4), why, signals)

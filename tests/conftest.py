@@ -18,6 +18,9 @@ from storage.engine import Database, sqlite_url
 from storage.migrations import upgrade
 
 BASE_URL = os.environ.get("COPSS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+# Tests never download a model (no network but loopback); copss processes they start inherit
+# this and match on words unless a test puts a model in their data folder.
+os.environ["COPSS_FETCH_MODEL"] = "0"
 
 
 async def _server_answers() -> bool:
@@ -98,8 +101,9 @@ class Harness:
         return self.console.drain()
 
 
-def make_config(tmp_path: Path, **matching: float | bool) -> Config:
-    """A config on a SQLite file in tmp_path."""
+def make_config(tmp_path: Path, **matching: float | bool | str) -> Config:
+    """A config on a SQLite file in tmp_path, matching on words unless ``model`` is given."""
+    matching.setdefault("model", "")
     return Config(
         storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")),
         matching=MatchingConfig(**matching),  # type: ignore[arg-type]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.features.embeddings import embed_now
 from bot.features.settings import community_synonyms
 from faq.index_text import entry_search_text, thread_search_text
 from faq.matcher import LexicalMatcher, Matcher
 from faq.normalize import DEFAULT, Synonyms
+from faq.semantic import SemanticMatcher
+from faq.vector_index import VectorIndex
 from storage.models import Community, FaqEntry, Thread
 
 
@@ -51,6 +54,17 @@ async def reindex_community(session: AsyncSession, community_id: int) -> int:
 
 def matcher_for(matcher: Matcher, synonyms: Synonyms) -> Matcher:
     """``matcher`` reading queries with a community's synonyms (the same weights)."""
-    if synonyms is DEFAULT or not isinstance(matcher, LexicalMatcher):
+    if synonyms is DEFAULT:
         return matcher
-    return LexicalMatcher(synonyms, matcher.weights, matcher.candidates, matcher.now)
+    if isinstance(matcher, SemanticMatcher):
+        return matcher.with_synonyms(synonyms)
+    if isinstance(matcher, LexicalMatcher):
+        return LexicalMatcher(synonyms, matcher.weights, matcher.candidates, matcher.now)
+    return matcher
+
+
+async def embed_document(session: AsyncSession, matcher: Matcher, kind: str, ref_id: int) -> None:
+    """Keep a thread's or entry's embedding current after it was written or edited (when the
+    matcher is semantic; the lexical index follows by itself through the store)."""
+    if isinstance(matcher, SemanticMatcher) and isinstance(matcher.index, VectorIndex):
+        await embed_now(session, matcher.embedder, matcher.index, kind, ref_id)

@@ -20,7 +20,7 @@ from bot.events import (
     ReactionEvent,
 )
 from bot.features.answers import answerable, compose
-from bot.features.indexing import matcher_for, synonyms_for
+from bot.features.indexing import embed_document, matcher_for, synonyms_for
 from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
 from faq.gratitude import is_thanks
@@ -154,6 +154,7 @@ class QaFeature:
             thread_search_text(event.text, settings.synonyms),
             event.sent_at,
         )
+        await embed_document(ctx.session, self.matcher, "thread", thread.id)
         # A community with its own synonyms needs them on the query side too.
         matcher = matcher_for(self.matcher, settings.synonyms)
         matches = await matcher.match(
@@ -200,6 +201,7 @@ class QaFeature:
             await ThreadRepo(ctx.session).update_question(
                 thread, event.text, thread_search_text(event.text, synonyms)
             )
+            await embed_document(ctx.session, self.matcher, "thread", thread.id)
 
     async def on_delete(self, event: DeleteEvent, ctx: Context) -> None:
         """A deleted message is kept as deleted (its text erased); a deleted question's thread

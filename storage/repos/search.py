@@ -9,6 +9,7 @@ first, with ``rank`` larger-is-better; the hits carry the thread signals the ran
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -307,6 +308,40 @@ class SearchRepo:
         ).bindparams(bindparam("c", type_=Integer))
         rows = await self.session.execute(sql, {"q": query, "limit": limit, "c": community_id})
         return [(int(k), float(r)) for k, r in rows.all()]
+
+    async def hits_for(
+        self, keys: Sequence[tuple[str, int]], community_id: int | None
+    ) -> list[SearchHit]:
+        """The threads and entries ``keys`` (``("thread" | "faq", id)``, e.g. found by vector
+        search) as hits with rank 0, in the order given, keeping only what the community may
+        see: the same scope as :meth:`candidates`."""
+        thread_ids = [i for kind, i in keys if kind == "thread"]
+        entry_ids = [i for kind, i in keys if kind == "faq"]
+        allowed: set[tuple[str, int]] = set()
+        if thread_ids:
+            rows = await self.session.execute(
+                text(
+                    "SELECT t.id FROM thread t WHERE t.id IN :ids AND t.status != 'deleted' "
+                    f"AND {_THREAD_SCOPE.format(t='t')}"
+                ).bindparams(bindparam("ids", expanding=True), bindparam("c", type_=Integer)),
+                {"ids": thread_ids, "c": community_id},
+            )
+            allowed |= {("thread", int(i)) for (i,) in rows.all()}
+        if entry_ids:
+            rows = await self.session.execute(
+                text(
+                    "SELECT f.id FROM faq_entry f WHERE f.id IN :ids "
+                    f"AND {_ENTRY_SCOPE.format(f='f')}"
+                ).bindparams(bindparam("ids", expanding=True), bindparam("c", type_=Integer)),
+                {"ids": entry_ids, "c": community_id},
+            )
+            allowed |= {("faq", int(i)) for (i,) in rows.all()}
+        ranked = [
+            (i * 2 if kind == "thread" else i * 2 + 1, 0.0)
+            for kind, i in dict.fromkeys(keys)
+            if (kind, i) in allowed
+        ]
+        return await self._load(ranked)
 
     async def _load(self, ranked: list[tuple[int, float]]) -> list[SearchHit]:
         thread_ids = [k // 2 for k, _ in ranked if k % 2 == 0]

@@ -65,7 +65,8 @@ async def test_matches_are_data_with_an_explanation(db: Database) -> None:
     assert 0.0 <= top.score <= 1.0
     assert "bm25" in top.why and "similarity" in top.why
     signals = dict(top.signals)
-    assert set(signals) == {"bm25", "coverage", "line_agreement", "similarity", "signals"}
+    assert set(signals) == {"bm25", "coverage", "line_agreement", "similarity", "cosine", "signals"}
+    assert signals["cosine"] == 0.0  # the lexical matcher has no embeddings
     assert signals["coverage"] > 0.3
     assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
 

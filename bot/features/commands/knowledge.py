@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.features.answers import shorten
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
-from bot.features.indexing import index_entry
+from bot.features.indexing import embed_document, index_entry
 from faq.kb import KbEntry, KnowledgeBaseError, as_fields, parse_entry, validate_slug
 from storage.models import Answer, FaqEntry, Message, Thread
 from storage.private_files import write_private
@@ -86,6 +86,11 @@ async def _own_copy(inv: Invocation, entry: FaqEntry) -> FaqEntry:
     return own
 
 
+async def _embed(inv: Invocation, entry: FaqEntry) -> None:
+    await inv.ctx.session.flush()  # the entry needs its id
+    await embed_document(inv.ctx.session, inv.services.matcher, "faq", entry.id)
+
+
 async def _add(inv: Invocation, rest: str) -> str:
     parts = [p.strip() for p in rest.split("|")]
     if len(parts) != 4 or not all(parts):
@@ -110,6 +115,7 @@ async def _add(inv: Invocation, rest: str) -> str:
         setattr(entry, key, value)
     entry.hidden = False
     await index_entry(inv.ctx.session, entry)
+    await _embed(inv, entry)
     return f"Added FAQ entry '{valid.slug}'."
 
 
@@ -132,6 +138,7 @@ async def _edit(inv: Invocation, rest: str) -> str:
     for key, val in as_fields(valid).items():
         setattr(entry, key, val)
     await index_entry(inv.ctx.session, entry)
+    await _embed(inv, entry)
     shared = " (for this community; the shared starter entry is unchanged)"
     return f"Updated {field} of '{entry.slug}'{shared if found.community_id is None else ''}."
 
@@ -146,6 +153,7 @@ async def _remove(inv: Invocation, rest: str) -> str:
     # A global entry stays for everyone else: this community keeps a row that hides it.
     own = await _own_copy(inv, entry)
     own.hidden, own.search_text = True, ""
+    await _embed(inv, own)
     return f"Removed FAQ entry '{slug}' for this community (other communities keep it)."
 
 

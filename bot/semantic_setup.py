@@ -1,0 +1,96 @@
+"""Turning semantic matching on at start: the model, the vector index, the backfill job.
+
+When the model cannot be had (offline at first start, a broken model folder, fetching turned
+off) copss says so in one line and matches on words only; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.config import Config
+from bot.features.embeddings import Backfill, load_index
+from faq.embedding import ModelUnavailable, OnnxEmbedder, ensure_model
+from faq.semantic import SemanticMatcher
+from faq.vector_index import VectorIndex
+from storage.engine import Database, default_database_path
+
+log = logging.getLogger(__name__)
+
+#: Seconds between progress lines while a model downloads.
+PROGRESS_EVERY = 5.0
+
+
+def data_dir(config: Config) -> Path:
+    """The data folder models are kept in (beside the default store)."""
+    del config  # one data folder per machine user: models are shared by every store
+    return default_database_path().parent
+
+
+@dataclass
+class Semantic:
+    """The parts semantic matching runs on."""
+
+    embedder: OnnxEmbedder
+    index: VectorIndex
+
+    def matcher(self) -> SemanticMatcher:
+        """A matcher over this model and index."""
+        return SemanticMatcher(self.embedder, self.index)
+
+    def backfill(self, db: Database) -> Backfill:
+        """The job that embeds whatever the store holds without an embedding yet."""
+        return Backfill(db, self.embedder, self.index)
+
+
+def _progress(name: str) -> Callable[[int, int], None]:
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY and done != total:
+            return
+        last[0] = now
+        if total:
+            log.info("downloading %s: %.0f of %.0f MB", name, done / 1e6, total / 1e6)
+        else:
+            log.info("downloading %s: %.0f MB", name, done / 1e6)
+
+    return report
+
+
+def may_fetch(config: Config) -> bool:
+    """Whether copss may download a missing model: the config allows it and the environment
+    does not forbid it (``COPSS_FETCH_MODEL=0`` on offline machines and in the test suite,
+    whatever config a test builds)."""
+    off = os.environ.get("COPSS_FETCH_MODEL", "").strip().casefold() in ("0", "false", "no")
+    return config.matching.fetch_model and not off
+
+
+async def start_semantic(config: Config, db: Database) -> Semantic | None:
+    """Load (and, the first time, download) the configured model and build the index from the
+    store; None, after one log line, when semantic matching is off or cannot run."""
+    name = config.matching.model
+    if not name:
+        return None
+    report = _progress(name)
+    try:
+        folder = await ensure_model(
+            name,
+            data_dir(config),
+            progress=report,
+            fetch=may_fetch(config),
+        )
+        embedder = await asyncio.to_thread(OnnxEmbedder.load, folder)
+    except ModelUnavailable as exc:
+        log.warning("semantic matching is off, matching words only: %s", exc)
+        return None
+    index = await load_index(db, embedder.model_id, embedder.dim)
+    log.info("semantic matching with %s (%d documents indexed)", embedder.model_id, len(index))
+    return Semantic(embedder, index)

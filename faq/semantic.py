@@ -1,0 +1,127 @@
+"""Semantic matching: sentence-embedding cosine as the main evidence, lexical features beside it.
+
+Candidates are the lexical top-N (FTS5, as :class:`faq.matcher.LexicalMatcher` finds them)
+together with the nearest neighbours of the question's embedding in the community's vector
+index. Every candidate gets the four lexical similarities and the cosine; a fitted linear
+blend of them plus the thread signals, through a logistic, is the confidence the gate reads.
+Equal-weight rank fusion was measured to lose to cosine alone on English, so cosine is a
+feature with a fitted weight, not one vote of two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Protocol
+
+import numpy as np
+
+from faq.embedding import Embedder
+from faq.matcher import Features, LexicalMatcher, Scored, Weights
+from faq.normalize import DEFAULT, Synonyms
+from storage.repos.search import SearchHit, SearchRepo
+
+#: How many nearest neighbours the vector index contributes to the candidates.
+VECTOR_CANDIDATES = 50
+#: How many lexical candidates (FTS5) join them.
+LEXICAL_CANDIDATES = 50
+
+#: The blend fitted by ``python -m bench.quality --semantic ... --fit`` (see
+#: docs/benchmarks.md): cosine carries most of the weight.
+SEMANTIC_WEIGHTS = Weights(
+    bm25=0.5,
+    coverage=0.5,
+    line_agreement=1.0,
+    similarity=0.0,
+    cosine=12.0,
+    scale=1.0,
+    bias=-9.0,
+)
+
+
+class VectorSearch(Protocol):
+    """What semantic ranking needs of a vector index."""
+
+    def search(
+        self, vector: np.ndarray, community_id: int | None, k: int
+    ) -> list[tuple[str, int, float]]:
+        """The ``k`` nearest (kind, ref id, cosine) the community may see, best first."""
+        ...
+
+    def cosines(self, vector: np.ndarray, keys: Sequence[tuple[str, int]]) -> list[float | None]:
+        """The cosine of ``vector`` with each stored item (None when not indexed)."""
+        ...
+
+
+class SemanticMatcher(LexicalMatcher):
+    """:class:`LexicalMatcher` whose candidates and confidence also use sentence embeddings."""
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorSearch,
+        synonyms: Synonyms = DEFAULT,
+        weights: Weights | None = None,
+        candidates: int = LEXICAL_CANDIDATES,
+        vector_candidates: int = VECTOR_CANDIDATES,
+    ) -> None:
+        super().__init__(synonyms, weights or SEMANTIC_WEIGHTS, candidates)
+        self.embedder = embedder
+        self.index = index
+        self.vector_candidates = vector_candidates
+
+    def with_synonyms(self, synonyms: Synonyms) -> SemanticMatcher:
+        """The same matcher reading queries with other synonyms."""
+        return SemanticMatcher(
+            self.embedder,
+            self.index,
+            synonyms,
+            self.weights,
+            self.candidates,
+            self.vector_candidates,
+        )
+
+    async def rank(
+        self,
+        repo: SearchRepo,
+        text: str,
+        *,
+        community_id: int | None,
+        exclude_thread: int | None = None,
+    ) -> list[Scored]:
+        """Every candidate (lexical and nearest neighbours) with its features and
+        confidence, best first."""
+        # The encoder is pure computation; it runs in a worker thread (onnxruntime releases
+        # the interpreter lock while it computes).
+        vectors = await asyncio.to_thread(self.embedder.encode, [text])
+        vector = vectors[0]
+        query = await self.prepare(repo, text)
+        hits: list[SearchHit] = []
+        if query is not None and query.queried_words:
+            hits = await repo.candidates(
+                query.queried_words, community_id, self.candidates, query.frequencies
+            )
+        near = self.index.search(vector, community_id, self.vector_candidates)
+        cosine: dict[tuple[str, int], float] = {(k, i): c for k, i, c in near}
+        known = {(h.kind, h.ref_id) for h in hits}
+        extra = [key for key in cosine if key not in known]
+        if extra:
+            hits += await repo.hits_for(extra, community_id)
+        hits = [h for h in hits if not (h.kind == "thread" and h.ref_id == exclude_thread)]
+        if not hits:
+            return []
+        missing = [(h.kind, h.ref_id) for h in hits if (h.kind, h.ref_id) not in cosine]
+        for key, value in zip(missing, self.index.cosines(vector, missing), strict=True):
+            cosine[key] = value if value is not None else 0.0
+        if query is not None:
+            lexical = await asyncio.to_thread(self.features, query, hits)
+        else:
+            lexical = [Features(0.0, 0.0, 0.0, 0.0) for _ in hits]
+        scored = []
+        for hit, f in zip(hits, lexical, strict=True):
+            f = replace(f, cosine=cosine[(hit.kind, hit.ref_id)])
+            adjust = self.signal_adjustment(hit, community_id)
+            scored.append(Scored(hit, f, adjust, self.confidence(f, adjust)))
+        scored.sort(key=lambda s: s.score, reverse=True)
+        return scored

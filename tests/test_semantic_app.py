@@ -1,0 +1,73 @@
+"""copss with semantic matching on: the model in its data folder is loaded at start, the
+starter entries and new questions are embedded, and without a model copss matches on words."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.console import ConsoleAdapter
+from bot.app import App
+from faq.embedding import model_folder
+from faq.semantic import SemanticMatcher
+from storage.models import Embedding, FaqEntry, Thread
+from tests.conftest import Harness, make_config
+from tests.faq.tiny_model import make_tiny_model
+
+
+@pytest.fixture
+async def semantic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("COPSS_HOME", str(home))
+    make_tiny_model(model_folder(home, "tiny-test"))
+    console = ConsoleAdapter("you")
+    config = make_config(tmp_path, model="tiny-test")
+    async with App(config, adapters=[console]) as app:
+        task = asyncio.create_task(app.run(handle_signals=False))
+        await app.started.wait()
+        yield Harness(app, console)
+        app.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+
+async def _embedded(h: Harness, kind: str) -> int:
+    async with h.db.session() as s:
+        return int(
+            await s.scalar(select(func.count(Embedding.id)).where(Embedding.kind == kind)) or 0
+        )
+
+
+async def test_starter_entries_and_new_questions_are_embedded(semantic: Harness) -> None:
+    assert semantic.app.semantic is not None
+    assert isinstance(semantic.app.hub.handlers[-1].matcher, SemanticMatcher)  # type: ignore[union-attr]
+    async with semantic.db.session() as s:
+        entries = int(await s.scalar(select(func.count(FaqEntry.id))) or 0)
+    # The backfill job embeds the starter knowledge base in the background.
+    async with asyncio.timeout(20):
+        await semantic.app.embedded.wait()
+    assert await _embedded(semantic, "faq") == entries
+    await semantic.say("Where can I recycle old paint in Utrecht?", "alice")
+    async with semantic.db.session() as s:
+        thread = await s.scalar(select(Thread))
+    assert thread is not None
+    assert ("thread", thread.id) in semantic.app.semantic.index
+    assert await _embedded(semantic, "thread") == 1
+
+
+async def test_without_a_model_copss_matches_on_words_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("COPSS_HOME", str(tmp_path / "empty-home"))
+    caplog.set_level(logging.WARNING)
+    config = make_config(tmp_path, model="all-MiniLM-L6-v2")
+    async with App(config, adapters=[ConsoleAdapter("you")]) as app:
+        assert app.semantic is None
+    lines = [r.getMessage() for r in caplog.records if "semantic matching is off" in r.getMessage()]
+    assert len(lines) == 1 and "fetching is off" in lines[0]
