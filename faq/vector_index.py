@@ -268,6 +268,17 @@ class VectorIndex:
             found = self._places.get(kind, {}).get(ref_id)
         return None if found is None else (found.community_id, found.searchable)
 
+    def memory_bytes(self) -> int:
+        """About how much memory the vectors and graphs take (not the Python bookkeeping)."""
+        with self._lock:
+            total = sum(v.nbytes for v in self._aside.values())
+            for group in self._groups.values():
+                if group.hnsw is not None:
+                    total += int(group.hnsw.memory_usage)
+                else:
+                    total += group.matrix.nbytes + group.ids.nbytes
+            return total
+
     def groups(self) -> dict[str, int]:
         """How many groups are searched exactly and how many through HNSW."""
         with self._lock:
@@ -411,9 +422,7 @@ class VectorIndex:
         hits.sort(key=lambda hit: -hit[2])
         return hits[:k]
 
-    def cosines(
-        self, vector: npt.ArrayLike, keys: Sequence[tuple[str, int]]
-    ) -> list[float | None]:
+    def cosines(self, vector: npt.ArrayLike, keys: Sequence[tuple[str, int]]) -> list[float | None]:
         """The cosine of ``vector`` with each stored document ``(kind, ref_id)`` (None for
         one not in the index): the semantic evidence for candidates found lexically."""
         with self._lock:

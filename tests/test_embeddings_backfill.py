@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from bot.features.embeddings import Backfill, embed_now, load_index
+from bot.features.embeddings import (
+    Backfill,
+    embed_now,
+    follow_communities,
+    forget_other_models,
+    load_index,
+)
 from faq.vector_index import VectorIndex
 from storage.engine import Database
 from storage.models import Community, Embedding, FaqEntry, Thread
@@ -245,3 +251,39 @@ async def test_backfill_logs_progress(store: Database, caplog: pytest.LogCapture
 async def test_backfill_refuses_an_index_of_another_model(store: Database) -> None:
     with pytest.raises(ValueError, match="model"):
         Backfill(store, HashingEmbedder(), VectorIndex("other:1"))
+
+
+async def test_index_follows_communities_merged_or_split(store: Database) -> None:
+    a, b = await fill(store, 20)
+    embedder = HashingEmbedder(dim=128)
+    index = VectorIndex(embedder.model_id, embedder.dim)
+    await Backfill(store, embedder, index).run()
+    async with store.session() as s:
+        moving = await s.scalar(select(func.min(Thread.id)).where(Thread.community_id == a))
+        assert moving is not None
+        text = await s.scalar(select(Thread.question_text).where(Thread.id == moving))
+        # What linking does in the store: community a's thread now belongs to b, and b gets
+        # a copy of a's entry.
+        await s.execute(update(Thread).where(Thread.id == moving).values(community_id=b))
+        s.add(FaqEntry(community_id=b, slug="copied", question="Copied entry?", answer="."))
+    assert text is not None
+    query = embedder.vector(text)
+    assert index.search(query, a, k=1)[0][:2] == ("thread", moving)
+    assert await follow_communities(store, index, [b]) == 1
+    assert index.search(query, b, k=1)[0][:2] == ("thread", moving)
+    assert ("thread", moving) not in [h[:2] for h in index.search(query, a, k=50)]
+    # Nothing left to move; the copied entry is embedded by the next backfill.
+    assert await follow_communities(store, index) == 0
+    assert (await Backfill(store, embedder, index).run()).embedded == 1
+    assert index.search(embedder.vector("Copied entry?"), b, k=1)[0][2] > 0.99
+
+
+async def test_forget_other_models(store: Database) -> None:
+    await fill(store, 5)
+    old, new = HashingEmbedder(model_id="old:1"), HashingEmbedder(model_id="new:1")
+    await Backfill(store, old, VectorIndex(old.model_id)).run()
+    await Backfill(store, new, VectorIndex(new.model_id)).run()
+    assert await forget_other_models(store, new.model_id) == {"old:1": 8}
+    async with store.session() as s:
+        models = (await s.scalars(select(Embedding.model_id).distinct())).all()
+    assert models == ["new:1"]

@@ -8,6 +8,9 @@
 - :func:`load_index` builds the :class:`~faq.vector_index.VectorIndex` from the store at start.
 - :func:`embed_now` embeds one thread or entry right after it is written or edited, in the
   caller's transaction.
+- :func:`follow_communities` moves documents in the index after chats are linked or unlinked
+  (communities merged or split); :func:`forget_other_models` drops the vectors of models no
+  longer in use.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from faq.embedding import Embedder
 from faq.index_text import entry_embed_text, thread_embed_text
-from faq.vector_index import VectorIndex
+from faq.vector_index import KINDS, VectorIndex
 from storage.engine import Database
 from storage.repos.embeddings import (
     EmbeddingRepo,
@@ -285,3 +288,47 @@ async def embed_now(
         encoded = True
     index.add(kind, ref_id, source.community_id, vector, searchable=source.searchable)
     return encoded
+
+
+async def follow_communities(
+    db: Database, index: VectorIndex, community_ids: Sequence[int] | None = None
+) -> int:
+    """Serve the threads and entries of ``community_ids`` (None: of every community) in the
+    community the store now says they belong to, after chats were linked or unlinked (a
+    merge moves the other community's threads and entries into the kept one; a split moves
+    some to new communities: pass the old and the new ids). Returns how many moved. FAQ
+    entries copied into a new community have no embedding yet: run a :class:`Backfill` too."""
+    moved = 0
+    for kind in KINDS:
+        after = 0
+        while True:
+            async with db.session() as session:
+                rows = await EmbeddingRepo(session).places(
+                    kind, community_ids, after=after, limit=LOAD_BATCH
+                )
+            if not rows:
+                break
+            after = rows[-1][0]
+            for ref_id, community_id, searchable in rows:
+                place = index.place(kind, ref_id)
+                if place is None:
+                    continue
+                if place[0] != community_id:
+                    index.move(kind, ref_id, community_id)
+                    moved += 1
+                if place[1] != searchable:
+                    index.set_searchable(kind, ref_id, searchable)
+    return moved
+
+
+async def forget_other_models(db: Database, model_id: str) -> dict[str, int]:
+    """Delete the stored vectors of every model but ``model_id`` (after a model change, once
+    the new model's backfill has finished); returns how many rows each model had."""
+    async with db.session() as session:
+        repo = EmbeddingRepo(session)
+        others = {m: n for m, n in (await repo.models()).items() if m != model_id}
+        for other in others:
+            await repo.delete_model(other)
+    if others:
+        log.info("deleted the stored embeddings of %s", ", ".join(sorted(others)))
+    return others

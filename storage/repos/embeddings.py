@@ -264,6 +264,38 @@ class EmbeddingRepo:
         next_after = int(rows[-1].id) if len(rows) == scan else None
         return PendingPage(found, next_after, len(rows))
 
+    async def places(
+        self,
+        kind: str,
+        community_ids: Sequence[int] | None,
+        *,
+        after: int = 0,
+        limit: int = 5000,
+    ) -> list[tuple[int, int | None, bool]]:
+        """``(ref_id, community_id, searchable)`` of up to ``limit`` threads or entries with id
+        above ``after``, in id order: those of ``community_ids``, or all (None)."""
+        _check_kind(kind)
+        query: Any
+        if kind == "thread":
+            query = select(Thread.id, Thread.community_id, Thread.status != "deleted").where(
+                Thread.id > after
+            )
+            if community_ids is not None:
+                query = query.where(Thread.community_id.in_(list(community_ids)))
+            query = query.order_by(Thread.id).limit(limit)
+        else:
+            query = select(FaqEntry.id, FaqEntry.community_id, ~FaqEntry.hidden).where(
+                FaqEntry.id > after
+            )
+            if community_ids is not None:
+                query = query.where(FaqEntry.community_id.in_(list(community_ids)))
+            query = query.order_by(FaqEntry.id).limit(limit)
+        rows = await self.session.execute(query)
+        return [
+            (int(ref), None if community is None else int(community), bool(served))
+            for ref, community, served in rows.all()
+        ]
+
     async def remaining(self, model_id: str) -> int:
         """About how many documents have no embedding under ``model_id`` yet (edited texts
         are not counted: telling those apart needs every text read)."""
