@@ -26,9 +26,9 @@ from bot.features.embeddings import Backfill
 from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
 from bot.logs import register_secret
-from bot.semantic_setup import Semantic, start_semantic
+from bot.semantic_setup import Semantic, gate_of, start_semantic
 from faq.kb import starter_entries, store_entries
-from faq.matcher import Gate, LexicalMatcher, Matcher
+from faq.matcher import LexicalMatcher, Matcher
 from storage.engine import Database, StorageError, _reason, default_database_path
 from storage.migrations import upgrade
 from storage.repos.faq import FaqRepo
@@ -131,11 +131,8 @@ class App:
 
     async def __aenter__(self) -> App:
         self.db = await prepare_store(self.config, writable=True)
-        m = self.config.matching
-        gate = Gate(
-            answer_at=m.answer_at, suggest_at=m.suggest_at, max_suggestions=m.max_suggestions
-        )
         self.semantic = await start_semantic(self.config, self.db)
+        gate = gate_of(self.config, self.semantic is not None)
         matcher: Matcher = self.semantic.matcher() if self.semantic else LexicalMatcher()
         bridge = Bridge()
         commands = build_commands(Services(matcher, gate, export_dir(self.config)))

@@ -16,8 +16,9 @@ from bot.app import App, prepare_store
 from bot.config import Config, ConfigError, load_config
 from bot.features.answers import answerable, render
 from bot.logs import setup_logging
+from bot.semantic_setup import gate_of, start_semantic
 from faq.kb import KnowledgeBaseError, read_file, store_entries
-from faq.matcher import Gate, LexicalMatcher
+from faq.matcher import LexicalMatcher
 from storage.engine import StorageError
 from storage.migrations import LATEST, upgrade
 from storage.repos.faq import FaqRepo
@@ -102,15 +103,16 @@ def _config(path: Path | None) -> Config:
 
 async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
     db = await prepare_store(config)
-    m_cfg = config.matching
-    gate = Gate(
-        answer_at=m_cfg.answer_at,
-        suggest_at=m_cfg.suggest_at,
-        max_suggestions=m_cfg.max_suggestions,
-    )
     try:
+        semantic = await start_semantic(config, db)
+        gate = gate_of(config, semantic is not None)
+        matcher: LexicalMatcher = LexicalMatcher()
+        if semantic is not None:
+            # Whatever is not embedded yet (a store the bot has not run on) is, first.
+            await semantic.backfill(db).run()
+            matcher = semantic.matcher()
         async with db.session() as session:
-            matches = await LexicalMatcher().match(
+            matches = await matcher.match(
                 SearchRepo(session), text, community_id=None, limit=max(limit, 2)
             )
             # What the bot would do with this question in a chat (the config's levels).

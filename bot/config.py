@@ -55,8 +55,10 @@ class StorageConfig:
 class MatchingConfig:
     """Confidence gate thresholds (0..1)."""
 
-    answer_at: float = 0.82
-    suggest_at: float = 0.42
+    #: Confidence levels; None: the levels calibrated for the matcher in use (semantic or
+    #: words only, see faq.semantic.SEMANTIC_GATE and faq.matcher.Gate).
+    answer_at: float | None = None
+    suggest_at: float | None = None
     max_suggestions: int = 3
     load_starter_kb: bool = True
     #: The sentence-embedding model for semantic matching ("" for words only); see
@@ -183,9 +185,10 @@ def _build(cls: type[Any], data: Mapping[str, Any], prefix: str, where: str) -> 
 def _validate(config: Config, where: str) -> None:
     m = config.matching
     for key in ("answer_at", "suggest_at"):
-        if not 0.0 <= getattr(m, key) <= 1.0:
+        value = getattr(m, key)
+        if value is not None and not 0.0 <= value <= 1.0:
             raise ConfigError(f"{where}: 'matching.{key}' must be between 0 and 1")
-    if m.suggest_at > m.answer_at:
+    if m.suggest_at is not None and m.answer_at is not None and m.suggest_at > m.answer_at:
         raise ConfigError(f"{where}: 'matching.suggest_at' must not exceed 'matching.answer_at'")
     if config.log_level.upper() not in _LOG_LEVELS:
         raise ConfigError(f"{where}: 'log_level' must be one of {', '.join(_LOG_LEVELS)}")

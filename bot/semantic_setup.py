@@ -17,7 +17,8 @@ from pathlib import Path
 from bot.config import Config
 from bot.features.embeddings import Backfill, load_index
 from faq.embedding import ModelUnavailable, OnnxEmbedder, ensure_model
-from faq.semantic import SemanticMatcher
+from faq.matcher import Gate
+from faq.semantic import SEMANTIC_GATE, SemanticMatcher
 from faq.vector_index import VectorIndex
 from storage.engine import Database, default_database_path
 
@@ -63,6 +64,19 @@ def _progress(name: str) -> Callable[[int, int], None]:
             log.info("downloading %s: %.0f MB", name, done / 1e6)
 
     return report
+
+
+def gate_of(config: Config, semantic: bool) -> Gate:
+    """The confidence gate: the config's levels where set, else those calibrated for the
+    matcher in use."""
+    m = config.matching
+    base = SEMANTIC_GATE if semantic else Gate()
+    return Gate(
+        answer_at=m.answer_at if m.answer_at is not None else base.answer_at,
+        suggest_at=m.suggest_at if m.suggest_at is not None else base.suggest_at,
+        margin=base.margin,
+        max_suggestions=m.max_suggestions,
+    )
 
 
 def may_fetch(config: Config) -> bool:

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from faq.embedding import Embedder
-from faq.matcher import Features, LexicalMatcher, Scored, Weights
+from faq.matcher import Features, Gate, LexicalMatcher, Scored, Weights
 from faq.normalize import DEFAULT, Synonyms
 from storage.repos.search import SearchHit, SearchRepo
 
@@ -27,17 +27,24 @@ VECTOR_CANDIDATES = 50
 #: How many lexical candidates (FTS5) join them.
 LEXICAL_CANDIDATES = 50
 
-#: The blend fitted by ``python -m bench.quality --semantic ... --fit`` (see
-#: docs/benchmarks.md): cosine carries most of the weight.
+#: The blend fitted by ``python -m bench.quality --semantic MODEL --fit`` on StackFAQ and
+#: validated on Qatar Living (docs/benchmarks.md): cosine carries most of the weight; the
+#: logistic makes the blend a probability that the top candidate is right.
 SEMANTIC_WEIGHTS = Weights(
-    bm25=0.5,
-    coverage=0.5,
-    line_agreement=1.0,
-    similarity=0.0,
-    cosine=12.0,
-    scale=1.0,
-    bias=-9.0,
+    bm25=-0.70,
+    coverage=0.84,
+    line_agreement=0.88,
+    similarity=0.29,
+    cosine=9.16,
+    scale=1.28,
+    bias=-7.82,
 )
+
+
+#: The gate calibrated for these weights (``bench.quality --semantic --calibrate``): the lowest
+#: answer level with at most 5% wrong auto-answers on every task, and the lowest suggest level
+#: at which at most 10% of questions the store cannot answer still get suggestions.
+SEMANTIC_GATE = Gate(answer_at=0.81, suggest_at=0.63)
 
 
 class VectorSearch(Protocol):

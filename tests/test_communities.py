@@ -275,15 +275,15 @@ async def test_links_names_this_chat_for_the_other_side(copss: Harness) -> None:
 
 async def test_threshold_says_where_each_level_comes_from(copss: Harness) -> None:
     shown = await run(copss, "a", "threshold")
-    assert "answer 0.82 (from the config file)" in shown
+    assert "answer 0.82 (the default)" in shown
     await run(copss, "a", "threshold", "answer 0.9")
     shown = await run(copss, "a", "threshold")
-    assert "answer 0.90 (set in this chat; the config file says 0.82)" in shown
-    assert "suggest 0.42 (from the config file)" in shown
-    assert "Back to the config file's levels: answer 0.82" in await run(
+    assert "answer 0.90 (set in this chat; the default is 0.82)" in shown
+    assert "suggest 0.42 (the default)" in shown
+    assert "Back to the default levels: answer 0.82" in await run(
         copss, "a", "threshold", "reset"
     )
-    assert "answer 0.82 (from the config file)" in await run(copss, "a", "threshold", user="z")
+    assert "answer 0.82 (the default)" in await run(copss, "a", "threshold", user="z")
 
 
 async def test_stats_does_not_count_copss_as_a_member(copss: Harness) -> None:

@@ -71,3 +71,19 @@ async def test_without_a_model_copss_matches_on_words_and_says_so(
         assert app.semantic is None
     lines = [r.getMessage() for r in caplog.records if "semantic matching is off" in r.getMessage()]
     assert len(lines) == 1 and "fetching is off" in lines[0]
+
+
+def test_the_gate_defaults_to_the_levels_calibrated_for_the_matcher() -> None:
+    from bot.config import Config, MatchingConfig
+    from bot.semantic_setup import gate_of
+    from faq.matcher import Gate
+    from faq.semantic import SEMANTIC_GATE
+
+    defaults = Config()
+    assert gate_of(defaults, semantic=True).answer_at == SEMANTIC_GATE.answer_at
+    assert gate_of(defaults, semantic=True).suggest_at == SEMANTIC_GATE.suggest_at
+    assert gate_of(defaults, semantic=False).answer_at == Gate().answer_at
+    # A level the operator set wins, whichever matcher runs.
+    chosen = Config(matching=MatchingConfig(answer_at=0.9))
+    assert gate_of(chosen, semantic=True).answer_at == 0.9
+    assert gate_of(chosen, semantic=True).suggest_at == SEMANTIC_GATE.suggest_at

@@ -37,16 +37,13 @@ def _describe_levels(inv: Invocation) -> str:
     for word, key in LEVELS.items():
         now = getattr(gate, key)
         config = getattr(defaults, key)
-        where = (
-            f"set in this chat; the config file says {config:.2f}"
-            if key in raw
-            else "from the config file"
-        )
+        where = f"set in this chat; the default is {config:.2f}" if key in raw else "the default"
         parts.append(f"{word} {now:.2f} ({where})")
     return (
         f"copss answers outright above the answer level and suggests links above the suggest "
-        f"level: {'; '.join(parts)}. A level set here wins over the config file; "
-        "'threshold reset' goes back to it."
+        f"level: {'; '.join(parts)}. The default is the config file's level, else the one "
+        "calibrated for the matcher in use; a level set here wins over it; 'threshold reset' "
+        "goes back to it."
     )
 
 
@@ -56,13 +53,11 @@ async def threshold(inv: Invocation) -> str:
     if not inv.args:
         return _describe_levels(inv)
     if inv.args.strip().casefold() == "reset":
-        kept = {
-            k: v for k, v in (inv.community.settings or {}).items() if k not in LEVELS.values()
-        }
+        kept = {k: v for k, v in (inv.community.settings or {}).items() if k not in LEVELS.values()}
         inv.community.settings = kept
         defaults = inv.services.gate
         return (
-            f"Back to the config file's levels: answer {defaults.answer_at:.2f}, "
+            f"Back to the default levels: answer {defaults.answer_at:.2f}, "
             f"suggest {defaults.suggest_at:.2f}."
         )
     which, value = split_words(inv.args, 2)
