@@ -252,6 +252,9 @@ class Scored:
     features: Features
     signals: float
     score: float
+    #: How close this candidate is to the best one (cosine of their embeddings; semantic
+    #: matching only): a near-copy of the best is the same answer, not a rival to it.
+    near_best: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -501,7 +504,7 @@ def to_match(s: Scored) -> Match:
         why = f"cosine {f.cosine:.2f}, " + why
     if s.signals:
         why += f", signals {s.signals:+.2f}"
-    signals = (
+    signals: tuple[tuple[str, float], ...] = (
         ("bm25", round(f.bm25, 4)),
         ("coverage", round(f.coverage, 4)),
         ("line_agreement", round(f.line_agreement, 4)),
@@ -509,6 +512,8 @@ def to_match(s: Scored) -> Match:
         ("cosine", round(f.cosine, 4)),
         ("signals", round(s.signals, 4)),
     )
+    if s.near_best:
+        signals += (("near_best", round(s.near_best, 4)),)
     return Match(s.hit.kind, s.hit.ref_id, round(s.score, 4), why, signals)
 
 
@@ -524,6 +529,9 @@ class Decision:
     #: Why, in one line (shown by ``copss ask``).
     reason: str = ""
 
+
+#: Candidates whose embeddings are at least this close to the best one's are copies of it.
+NEAR_COPY = 0.9
 
 #: A candidate whose best line says what the question says, word for word near enough: the
 #: runner-up margin does not apply to it (a sibling FAQ entry scoring close behind must not turn
@@ -568,7 +576,10 @@ class Gate:
                 (),
                 f"best {top.score:.2f} is below the suggest level {self.suggest_at:.2f}",
             )
-        second = matches[1] if len(matches) > 1 else None
+        # The margin is to the best *different* answer: a near-copy of the top item (the same
+        # question asked twice) is not a rival to it.
+        rivals = [m for m in matches[1:] if dict(m.signals).get("near_best", 0.0) < NEAR_COPY]
+        second = rivals[0] if rivals else None
         runner_up = second.score if second is not None else 0.0
         if top.score >= self.answer_at:
             if top.score - runner_up >= self.margin:

@@ -60,6 +60,10 @@ class VectorSearch(Protocol):
         """The cosine of ``vector`` with each stored item (None when not indexed)."""
         ...
 
+    def vectors(self, keys: Sequence[tuple[str, int]]) -> list[np.ndarray | None]:
+        """The stored vector of each item (None when not indexed)."""
+        ...
+
 
 class SemanticMatcher(LexicalMatcher):
     """:class:`LexicalMatcher` whose candidates and confidence also use sentence embeddings."""
@@ -131,4 +135,18 @@ class SemanticMatcher(LexicalMatcher):
             adjust = self.signal_adjustment(hit, community_id)
             scored.append(Scored(hit, f, adjust, self.confidence(f, adjust)))
         scored.sort(key=lambda s: s.score, reverse=True)
-        return scored
+        return self._mark_near_best(scored)
+
+    def _mark_near_best(self, scored: list[Scored]) -> list[Scored]:
+        """Each candidate's closeness to the best one (for the gate's margin)."""
+        if len(scored) < 2:
+            return scored
+        best = self.index.vectors([(scored[0].hit.kind, scored[0].hit.ref_id)])[0]
+        if best is None:
+            return scored
+        keys = [(s.hit.kind, s.hit.ref_id) for s in scored[1:]]
+        near = self.index.cosines(best, keys)
+        return [scored[0]] + [
+            replace(s, near_best=c) if c is not None else s
+            for s, c in zip(scored[1:], near, strict=True)
+        ]

@@ -422,6 +422,16 @@ class VectorIndex:
         hits.sort(key=lambda hit: -hit[2])
         return hits[:k]
 
+    def vectors(self, keys: Sequence[tuple[str, int]]) -> list[Vector | None]:
+        """The stored unit vector of each document ``(kind, ref_id)`` (None if not in the
+        index)."""
+        with self._lock:
+            out: list[Vector | None] = []
+            for kind, ref_id in keys:
+                place = self._places.get(kind, {}).get(ref_id)
+                out.append(None if place is None else self._vector(kind, ref_id, place))
+            return out
+
     def cosines(self, vector: npt.ArrayLike, keys: Sequence[tuple[str, int]]) -> list[float | None]:
         """The cosine of ``vector`` with each stored document ``(kind, ref_id)`` (None for
         one not in the index): the semantic evidence for candidates found lexically."""

@@ -248,3 +248,16 @@ async def test_the_entrys_own_question_is_answered_not_listed(db: Database) -> N
         matches = await _match(db, question)
         decision = Gate().decide(matches)
         assert decision.mode == "answer", (question, decision)
+
+
+def test_the_margin_is_to_the_best_different_answer() -> None:
+    gate = Gate(answer_at=0.8, suggest_at=0.4, margin=0.05)
+    top = Match("thread", 1, 0.93, "", (("similarity", 0.5), ("line_agreement", 0.5)))
+    # The same question asked twice: a near-copy of the best is not its rival...
+    copy = Match("thread", 2, 0.92, "", (("near_best", 0.96),))
+    other = Match("thread", 3, 0.80, "", (("near_best", 0.40),))
+    decision = gate.decide([top, copy, other])
+    assert decision.mode == "answer" and "0.13 ahead" in decision.reason
+    # ...but a different answer scoring close behind is.
+    rival = Match("thread", 4, 0.91, "", (("near_best", 0.50),))
+    assert gate.decide([top, rival, other]).mode == "suggest"
