@@ -57,6 +57,10 @@ BATCH_SIZE = 32
 #: Padded tokens per model run, at most: bounds the memory one run takes (attention grows with
 #: batch x length^2), e.g. 32 questions of 64 tokens, or 8 texts cut at 256.
 MAX_BATCH_TOKENS = 2048
+#: Padded tokens per real token in a batch, at most. Unbounded, a batch of 32 questions of
+#: 12-44 tokens cost 8.4 ms of CPU per question, more than one at a time (6-7 ms); at 1.1 it
+#: is 4.9 ms (smaller batches of similar length; docs/benchmarks.md).
+MAX_PADDING = 1.1
 #: Tokens per text unless copss-model.json says otherwise (what all-MiniLM-L6-v2 was tuned with).
 DEFAULT_MAX_LENGTH = 256
 #: Characters kept per token of ``max_length`` before tokenising. Only text past the first
@@ -64,8 +68,10 @@ DEFAULT_MAX_LENGTH = 256
 #: hostile megabyte of text. (A word piece is rarely more than a few characters; the
 #: tokenizers' own limit on one word is 100 characters, after which it is a single [UNK].)
 CHARS_PER_TOKEN = 64
-#: onnxruntime threads inside one model run. Two cores: 1 thread per run measured within 10% of
-#: 2 on single questions and leaves the other core to the event loop (docs/benchmarks.md).
+#: onnxruntime threads inside one model run. Measured on 2 cores (docs/benchmarks.md): with 2
+#: the median question was ~20% faster at load 1.4 but its p99 doubled, and with other
+#: work on the machine every question takes about twice as long as with 1, which also leaves
+#: the other core to the event loop and the lexical matcher.
 INTRA_OP_THREADS = 1
 POOLINGS = ("mean", "cls")
 #: Inputs copss knows how to fill; anything else the graph asks for makes the model unusable.
@@ -319,11 +325,12 @@ class OnnxEmbedder:
         start = 0
         while start < len(order):
             end = start + 1
-            while (
-                end < len(order)
-                and end - start < self.batch_size
-                and (end - start + 1) * lengths[order[end]] <= MAX_BATCH_TOKENS
-            ):
+            real = lengths[order[start]]
+            while end < len(order) and end - start < self.batch_size:
+                padded = (end - start + 1) * lengths[order[end]]
+                if padded > MAX_BATCH_TOKENS or padded > MAX_PADDING * (real + lengths[order[end]]):
+                    break
+                real += lengths[order[end]]
                 end += 1
             chunk = order[start:end]
             out[chunk] = self._forward([token_ids[i] for i in chunk])
