@@ -41,11 +41,14 @@ if TYPE_CHECKING:
 #: Vectors in one group (a community's threads, its entries, the global entries) above which
 #: the group is searched through HNSW instead of exactly.
 HNSW_ABOVE = 20_000
-#: HNSW graph degree ("M"); 16 is the usual balance of recall, memory and build time.
-HNSW_CONNECTIVITY = 16
+#: HNSW graph degree ("M"). Questions cluster tightly (askings of one question), and with the
+#: usual 16 some clusters end up unreachable: about 2-3% of first neighbours were missed at
+#: 10,000 vectors whatever the search depth; 32 finds them (bench/vectors.py) for ~130 MB
+#: more at a million vectors.
+HNSW_CONNECTIVITY = 32
 #: Search depth when adding ("efConstruction") and querying ("ef"); measured in
-#: ``bench/vectors.py`` for recall@10 against exact search.
-HNSW_EXPANSION_ADD = 64
+#: ``bench/vectors.py`` for recall against exact search and for build time.
+HNSW_EXPANSION_ADD = 128
 HNSW_EXPANSION_SEARCH = 96
 
 KINDS = ("thread", "faq")
@@ -267,6 +270,15 @@ class VectorIndex:
         with self._lock:
             found = self._places.get(kind, {}).get(ref_id)
         return None if found is None else (found.community_id, found.searchable)
+
+    def set_expansion_search(self, ef: int) -> None:
+        """Search depth of the HNSW groups ("ef"): higher finds more of the true nearest
+        neighbours and costs more per search (``bench/vectors.py`` measures both)."""
+        with self._lock:
+            for group in self._groups.values():
+                if group.hnsw is not None:
+                    # usearch declares the setter apart from the getter; mypy misses it.
+                    group.hnsw.expansion_search = ef  # type: ignore[misc]
 
     def memory_bytes(self) -> int:
         """About how much memory the vectors and graphs take (not the Python bookkeeping)."""

@@ -286,7 +286,11 @@ async def embed_now(
             embedder.model_id, [NewVector(kind, ref_id, digest)], np.asarray(vector)[None, :]
         )
         encoded = True
-    index.add(kind, ref_id, source.community_id, vector, searchable=source.searchable)
+    # In a worker thread: the add that takes a community past HNSW_ABOVE builds its graph,
+    # which takes seconds.
+    await asyncio.to_thread(
+        index.add, kind, ref_id, source.community_id, vector, searchable=source.searchable
+    )
     return encoded
 
 
