@@ -302,10 +302,15 @@ def _questions(stackfaq: Path | None) -> list[str]:
     return texts
 
 
-def measure(data_dir: Path, stackfaq: Path | None, threads: int, repeats: int) -> int:
+def measure(
+    data_dir: Path, stackfaq: Path | None, threads: int, repeats: int, malloc_default: bool
+) -> int:
     """Load time, memory and speed of the prepared model on copss's runtime."""
+    import faq.embedding
     from faq.embedding import model_folder
 
+    if malloc_default:
+        faq.embedding._malloc_trim = None  # keep freed memory as glibc does by default
     folder = model_folder(data_dir, NAME)
     rss_start, _ = _rss_mb()
     started = time.perf_counter()
@@ -368,9 +373,24 @@ def measure(data_dir: Path, stackfaq: Path | None, threads: int, repeats: int) -
     t0 = time.perf_counter()
     embedder.encode(questions)
     bulk = time.perf_counter() - t0
-    rss_end, rss_peak = _rss_mb()
+    rss_bulk, _ = _rss_mb()
     print(f"bulk: {len(questions)} texts in {bulk:.2f} s = {len(questions) / bulk:.0f} sentences/s")
-    print(f"RSS after the runs {rss_end:.0f} MB, peak {rss_peak:.0f} MB")
+    # Texts cut at 256 tokens make the largest buffers a run can have.
+    long_texts = [
+        " ".join([f"long question {i} about housing and permits"] * 50) for i in range(64)
+    ]
+    t0 = time.perf_counter()
+    embedder.encode(long_texts)
+    long_time = time.perf_counter() - t0
+    for text in questions[:200]:
+        embedder.encode([text])
+    gc.collect()
+    rss_end, rss_peak = _rss_mb()
+    print(f"64 texts of 256 tokens: {64 / long_time:.0f} texts/s")
+    print(
+        f"RSS after the bulk {rss_bulk:.0f} MB, after the long texts and 200 more questions "
+        f"{rss_end:.0f} MB, peak {rss_peak:.0f} MB"
+    )
     stall, during = asyncio.run(_loop_stall(embedder, questions))
     print(
         f"event loop while a worker thread bulk-encodes ({during:.2f} s): "
@@ -418,10 +438,15 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--stackfaq", type=Path, help="StackFAQ JSON: its questions as the load")
     m.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     m.add_argument("--repeats", type=int, default=2)
+    m.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="never hand freed memory back after large calls (to compare resident memory)",
+    )
     args = parser.parse_args(argv)
     if args.command == "prepare":
         return prepare(args.data_dir, args.weights, args.force)
-    return measure(args.data_dir, args.stackfaq, args.threads, args.repeats)
+    return measure(args.data_dir, args.stackfaq, args.threads, args.repeats, args.malloc_default)
 
 
 if __name__ == "__main__":

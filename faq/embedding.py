@@ -27,11 +27,14 @@ tokenizer release the GIL while they work).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hashlib
 import json
 import logging
 import os
+import platform
 import re
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -39,7 +42,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -63,10 +66,10 @@ MAX_BATCH_TOKENS = 2048
 MAX_PADDING = 1.1
 #: Tokens per text unless copss-model.json says otherwise (what all-MiniLM-L6-v2 was tuned with).
 DEFAULT_MAX_LENGTH = 256
-#: Characters kept per token of ``max_length`` before tokenising. Only text past the first
-#: ``max_length`` tokens is cut, so results do not change; it bounds the tokenizer's work on a
-#: hostile megabyte of text. (A word piece is rarely more than a few characters; the
-#: tokenizers' own limit on one word is 100 characters, after which it is a single [UNK].)
+#: Characters kept per token of ``max_length`` before tokenising: it bounds the tokenizer's
+#: work on a hostile megabyte of text. Real text has 3-6 characters per token, so only text
+#: past the first ``max_length`` tokens is cut; a text of 100-character nonsense words (each a
+#: single [UNK]) may keep fewer tokens than it could, which is no loss.
 CHARS_PER_TOKEN = 64
 #: onnxruntime threads inside one model run. Measured on 2 cores (docs/benchmarks.md): with 2
 #: the median question was ~20% faster at load 1.4 but its p99 doubled, and with other
@@ -206,6 +209,40 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
+#: After a call that ran this many padded tokens or more, freed memory is handed back to the
+#: system (see _release_freed_memory). A single question is ~20 tokens and is not worth it.
+RELEASE_AFTER_TOKENS = 1024
+
+
+def _find_malloc_trim() -> Callable[[int], int] | None:
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return cast("Callable[[int], int]", trim)
+
+
+_malloc_trim = _find_malloc_trim()
+
+
+def _release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim``; else nothing).
+
+    With onnxruntime's arena off, a batch's buffers are malloc'ed and freed per run, but glibc
+    keeps freed heap memory resident (and, after the first large free, stops mapping large
+    blocks separately), so resident memory ratchets up to the largest batch's worth and stays.
+    Measured with all-MiniLM-L6-v2 after bulk encoding and 64 texts of 256 tokens
+    (docs/benchmarks.md): 258 MB resident without this, 176-177 MB with it, at no measurable
+    cost (fixing glibc's mmap threshold instead kept 202-208 MB but cost 15-25% on bulk CPU;
+    onnxruntime's arena held 310-320 MB)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
 def _storable(text: str) -> str:
     """``text`` as the tokenizer accepts it: lone surrogates (not UTF-8) become U+FFFD."""
     try:
@@ -285,8 +322,8 @@ class OnnxEmbedder:
             raise ModelUnavailable(f"cannot read {tokenizer_path}: {_one_line(exc)}") from exc
 
         options = ort.SessionOptions()
-        # The arena keeps the peak of every batch shape allocated for the life of the process;
-        # without it resident memory follows what is in use (measured in docs/benchmarks.md).
+        # onnxruntime's arena keeps the peak of the largest batch for the life of the process;
+        # without it, buffers go to malloc and encode hands them back after large calls.
         options.enable_cpu_mem_arena = False
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -322,7 +359,7 @@ class OnnxEmbedder:
         # model's work grows with the padded size.
         order = sorted(range(len(texts)), key=lengths.__getitem__)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        start = 0
+        start = padded = 0
         while start < len(order):
             end = start + 1
             real = lengths[order[start]]
@@ -334,7 +371,10 @@ class OnnxEmbedder:
                 end += 1
             chunk = order[start:end]
             out[chunk] = self._forward([token_ids[i] for i in chunk])
+            padded += len(chunk) * lengths[order[end - 1]]
             start = end
+        if padded >= RELEASE_AFTER_TOKENS:
+            _release_freed_memory()
         return out
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -533,8 +573,9 @@ async def ensure_model(
 ) -> Path:
     """The folder holding model ``name``, downloading it there first if it is missing.
 
-    A folder that already holds ``model.onnx`` and ``tokenizer.json`` is returned as it is (so
-    a model prepared by hand or by ``bench/prepare_model.py`` is used without any network).
+    A folder that already holds ``model.onnx`` and ``tokenizer.json`` is used without any
+    network (a model prepared by hand or by ``bench/prepare_model.py``); for a known model
+    ``copss-model.json`` is added there if it is missing.
     Otherwise, when ``fetch`` is true and ``name`` is in :data:`KNOWN_MODELS` or is a Hugging
     Face ``owner/repo``, the files are downloaded from ``base_url`` over HTTPS, with
     ``copss-model.json`` written first; ``progress(done_bytes, total_bytes)`` is called on the
@@ -544,9 +585,13 @@ async def ensure_model(
     Raises :class:`ModelUnavailable` with one line: ``cannot download <name>: <cause>`` when the
     server cannot be reached or refuses, or saying why nothing was fetched."""
     folder = model_folder(data_dir, name)
-    if _has_model(folder):
-        return folder
     source = _source(name)
+    if _has_model(folder):
+        if source is not None and name in KNOWN_MODELS:
+            # Files put there by hand: without the settings a model that needs a prefix
+            # (multilingual-e5-small) would quietly encode worse.
+            await asyncio.to_thread(_write_settings, folder, name, source)
+        return folder
     if source is None:
         raise ModelUnavailable(
             f"model {name!r} is not in {folder} and copss does not know where to fetch it "

@@ -340,3 +340,16 @@ def test_tiny_model_files_are_reproducible(tmp_path: Path) -> None:
     for name in ("model.onnx", "tokenizer.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
     assert json.loads((a / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"
+
+
+def test_large_calls_hand_freed_memory_back_and_single_questions_do_not(
+    embedder: OnnxEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faq.embedding
+
+    calls: list[int] = []
+    monkeypatch.setattr(faq.embedding, "_malloc_trim", lambda pad: calls.append(pad) or 1)
+    embedder.encode(["where do I register?"])
+    assert calls == []
+    embedder.encode([" ".join(["bike"] * 200)] * 8)  # 8 x 202 padded tokens
+    assert calls == [0]

@@ -212,6 +212,15 @@ async def test_a_server_that_never_answers_times_out_in_one_line(tmp_path: Path)
 async def test_already_present_folder_needs_no_network(tmp_path: Path, closed_port: str) -> None:
     prepared = make_tiny_model(tmp_path / "models" / "all-MiniLM-L6-v2")
     assert await ensure_model("all-MiniLM-L6-v2", tmp_path, base_url=closed_port) == prepared
+    # A known model's settings are added when the files were put there without them.
+    assert json.loads((prepared / "copss-model.json").read_text())["max_length"] == 256
+    e5 = make_tiny_model(tmp_path / "models" / "multilingual-e5-small")
+    assert await ensure_model("multilingual-e5-small", tmp_path, fetch=False) == e5
+    assert OnnxEmbedder.load(e5).settings.prefix == "query: "
+    # Settings already there are kept.
+    custom = make_tiny_model(tmp_path / "models" / "all-MiniLM-L6-v2", settings={"name": "mine"})
+    await ensure_model("all-MiniLM-L6-v2", tmp_path, fetch=False)
+    assert json.loads((custom / "copss-model.json").read_text()) == {"name": "mine"}
     # Also a model copss does not know, put there by hand.
     own = make_tiny_model(tmp_path / "models" / "our-model")
     assert await ensure_model("our-model", tmp_path, fetch=False) == own
