@@ -7,11 +7,13 @@ as the lexical search does (``storage/repos/search.py``); without a community it
 community's threads and the global entries.
 
 Each group is searched exactly (a float32 matrix product) while it is small, and through a
-usearch HNSW graph (float16) once it holds more than :data:`HNSW_ABOVE` vectors: measured on
-this machine (``bench/vectors.py``, docs/benchmarks.md) exact search costs about 0.14 ms per
-thousand 384-dimension vectors, so at 20,000 it is already ~3 ms, while HNSW stays under a
-millisecond to a million with recall@10 above 0.95. A group that has become HNSW stays so
-until the index is rebuilt (at start-up).
+usearch HNSW graph (float16) once it holds more than :data:`HNSW_ABOVE` vectors. Measured on
+this machine (``bench/vectors.py``, docs/benchmarks.md; 384 dimensions): exact search costs
+~0.07 ms per thousand vectors (1.4 ms at 20,000, 8 ms at 100,000, 77 ms at a million, and
+float32 needs 1.5 GB there); HNSW answers in 0.9 ms at 100,000 and 1.6 ms at a million with
+recall@10 0.999 and 0.995, in ~30% less memory, but building its graph is slow: 47 s per
+100,000 vectors and 870 s for a million on two (busy) cores, which is what a large store's
+start-up costs. A group that has become HNSW stays so until the index is rebuilt.
 
 The index does not know whether a thread has answers or a community overrides a global entry:
 callers filter what :meth:`VectorIndex.search` returns through the store (as the lexical path
@@ -42,14 +44,14 @@ if TYPE_CHECKING:
 #: the group is searched through HNSW instead of exactly.
 HNSW_ABOVE = 20_000
 #: HNSW graph degree ("M"). Questions cluster tightly (askings of one question), and with the
-#: usual 16 some clusters end up unreachable: about 2-3% of first neighbours were missed at
-#: 10,000 vectors whatever the search depth; 32 finds them (bench/vectors.py) for ~130 MB
+#: usual 16 some clusters end up unreachable: 2.5-3.5% of first neighbours were missed at
+#: 10,000 vectors whatever the search depth; 32 finds them (bench/vectors.py) for 120-250 MB
 #: more at a million vectors.
 HNSW_CONNECTIVITY = 32
 #: Search depth when adding ("efConstruction") and querying ("ef"); measured in
 #: ``bench/vectors.py`` for recall against exact search and for build time.
 HNSW_EXPANSION_ADD = 128
-HNSW_EXPANSION_SEARCH = 96
+HNSW_EXPANSION_SEARCH = 256
 
 KINDS = ("thread", "faq")
 

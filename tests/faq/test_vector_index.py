@@ -224,3 +224,23 @@ def test_a_large_index_does_not_break_loading_the_encoder() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "3"
+
+
+@pytest.mark.parametrize("hnsw_above", [10**9, 10])
+def test_vectors_and_cosines_of_known_documents(hnsw_above: int) -> None:
+    rng = np.random.default_rng(5)
+    rows = unit_rows(rng, 40, 16)
+    index = VectorIndex("m", 16, hnsw_above=hnsw_above)
+    index.add_many(["thread"] * 40, np.arange(40), [1] * 40, rows)
+    index.add("faq", 7, None, rows[3], searchable=False)
+    got = index.vectors([("thread", 5), ("faq", 7), ("thread", 99), ("faq", 5)])
+    assert got[0] is not None and got[1] is not None
+    assert got[2] is None and got[3] is None
+    # Exact groups keep float32; HNSW groups float16 (within ~1e-3).
+    np.testing.assert_allclose(got[0], rows[5], atol=2e-3)
+    np.testing.assert_allclose(got[1], rows[3], atol=1e-6)
+    cos = index.cosines(rows[5] * 3.0, [("thread", 5), ("thread", 6), ("thread", 99)])
+    assert cos[0] == pytest.approx(1.0, abs=2e-3)
+    assert cos[1] == pytest.approx(float(rows[5] @ rows[6]), abs=2e-3)
+    assert cos[2] is None
+    assert VectorIndex("empty").cosines(rows[0], [("thread", 1)]) == [None]
