@@ -20,9 +20,9 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from bench.detection import Example, Scores
 from faq.gratitude import detect_thanks, is_thanks
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "faq" / "data"
@@ -36,46 +36,6 @@ OLD_THANKS = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class Example:
-    """One labelled reply: ``label`` is ``True`` when it should mark the question solved."""
-
-    text: str
-    label: bool
-    lang: str
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Confusion counts and derived metrics."""
-
-    tp: int
-    fp: int
-    fn: int
-    tn: int
-
-    @property
-    def precision(self) -> float:
-        """Share of replies judged thanks that are thanks (1.0 if none judged so)."""
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        """Share of thanks replies judged thanks (1.0 if there are none)."""
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def f1(self) -> float:
-        """Harmonic mean of precision and recall."""
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
-
-    @property
-    def total(self) -> int:
-        """Number of examples scored."""
-        return self.tp + self.fp + self.fn + self.tn
-
-
 def load(path: Path) -> list[Example]:
     """Read a JSONL file of ``{"text", "label", "lang"}`` objects."""
     examples = []
@@ -85,7 +45,7 @@ def load(path: Path) -> list[Example]:
         row = json.loads(line)
         if not isinstance(row.get("label"), bool) or row.get("lang") not in {"en", "nl"}:
             raise ValueError(f"{path}:{lineno}: bad row {row!r}")
-        examples.append(Example(row["text"], row["label"], row["lang"]))
+        examples.append(Example(label=row["label"], lang=row["lang"], text=row["text"]))
     return examples
 
 
