@@ -16,6 +16,8 @@ from bot.app import App
 from bot.config import Config, MatchingConfig, StorageConfig
 from storage.engine import Database, sqlite_url
 from storage.migrations import upgrade
+from tests.adapters.tg_harness import GROUP, TelegramHarness
+from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 
 BASE_URL = os.environ.get("COPSS_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 # Tests never download a model (no network but loopback); copss processes they start inherit
@@ -122,3 +124,29 @@ async def copss(tmp_path: Path) -> AsyncIterator[Harness]:
         app.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
+
+
+#: The Telegram group admin who confirms the bridge in the ``bridged`` fixture.
+BRIDGE_ADMIN = 302
+
+
+@pytest.fixture
+async def bridged(tmp_path: Path) -> AsyncIterator[tuple[TelegramHarness, ConsoleAdapter]]:
+    """copss with a console chat bridged to a Telegram supergroup (the real PTB client against
+    the fake), the link confirmed by a group admin (``BRIDGE_ADMIN``)."""
+
+    async with FakeTelegramAPI(token=DEFAULT_TOKEN) as api:
+        api.add_chat(GROUP, "supergroup", title="Expats NL")
+        api.set_member_status(GROUP, BRIDGE_ADMIN, "administrator")
+        console = ConsoleAdapter("bob")
+        harness = TelegramHarness(api, tmp_path, extra_adapters=[console])
+        await harness.start()
+        await console.command("link", f"telegram:{GROUP}", user="bob")
+        await harness.push(api.message_update(GROUP, BRIDGE_ADMIN, "/link console:console"))
+        assert "Linked" in api.sent_messages(GROUP)[-1]["text"]
+        console.said.clear()
+        console.drain()
+        try:
+            yield harness, console
+        finally:
+            await harness.stop()

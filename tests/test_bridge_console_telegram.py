@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import select
 
 from adapters.console import ConsoleAdapter
 from storage.models import Answer, Member, Message, MessageCopy, Thread
 from tests.adapters.tg_harness import GROUP, TelegramHarness
-from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 
-ALICE, ADMIN = 301, 302
-
-
-@pytest.fixture
-async def bridged(tmp_path: Path) -> AsyncIterator[tuple[TelegramHarness, ConsoleAdapter]]:
-    async with FakeTelegramAPI(token=DEFAULT_TOKEN) as api:
-        api.add_chat(GROUP, "supergroup", title="Expats NL")
-        api.set_member_status(GROUP, ADMIN, "administrator")
-        console = ConsoleAdapter("bob")
-        harness = TelegramHarness(api, tmp_path, extra_adapters=[console])
-        await harness.start()
-        await console.command("link", f"telegram:{GROUP}", user="bob")
-        await harness.push(api.message_update(GROUP, ADMIN, "/link console:console"))
-        assert "Linked" in api.sent_messages(GROUP)[-1]["text"]
-        console.said.clear()
-        console.drain()
-        try:
-            yield harness, console
-        finally:
-            await harness.stop()
+ALICE = 301
 
 
 async def test_question_answer_edit_delete_across_the_bridge(

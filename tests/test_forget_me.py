@@ -9,8 +9,6 @@ of "an" and "anna" is exactly as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,29 +18,11 @@ from adapters.console import ConsoleAdapter
 from storage.models import Member, Message
 from tests.adapters.tg_harness import GROUP, TelegramHarness
 from tests.conftest import Harness
-from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 
-AN, ANN, ANNA, ADMIN = 7, 77, 777, 302
+AN, ANN, ANNA = 7, 77, 777
 NAMES = {AN: "an", ANN: "ann", ANNA: "anna"}
 #: Words only ann ever wrote: after the erasure they are nowhere in the store.
 ANN_WORDS = ("Kringloopwinkel Zuilen", "wasmachine tweedehands Overvecht")
-
-
-@pytest.fixture
-async def bridged(tmp_path: Path) -> AsyncIterator[tuple[TelegramHarness, ConsoleAdapter]]:
-    async with FakeTelegramAPI(token=DEFAULT_TOKEN) as api:
-        api.add_chat(GROUP, "supergroup", title="Expats NL")
-        api.set_member_status(GROUP, ADMIN, "administrator")
-        console = ConsoleAdapter("bob")
-        harness = TelegramHarness(api, tmp_path, extra_adapters=[console])
-        await harness.start()
-        await console.command("link", f"telegram:{GROUP}", user="bob")
-        await harness.push(api.message_update(GROUP, ADMIN, "/link console:console"))
-        console.drain()
-        try:
-            yield harness, console
-        finally:
-            await harness.stop()
 
 
 async def _dump(h: TelegramHarness) -> dict[str, list[dict[str, Any]]]:
