@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.config import Config
 from bot.features.embeddings import Backfill, load_index
-from faq.embedding import ModelUnavailable, OnnxEmbedder, ensure_model
+from faq.embedding import Embedder, ModelUnavailable, OnnxEmbedder, RecentVectors, ensure_model
 from faq.matcher import Gate
 from faq.semantic import SEMANTIC_GATE, SemanticMatcher
 from faq.vector_index import VectorIndex
@@ -38,7 +38,7 @@ def data_dir(config: Config) -> Path:
 class Semantic:
     """The parts semantic matching runs on."""
 
-    embedder: OnnxEmbedder
+    embedder: Embedder
     index: VectorIndex
 
     def matcher(self) -> SemanticMatcher:
@@ -107,4 +107,5 @@ async def start_semantic(config: Config, db: Database) -> Semantic | None:
         return None
     index = await load_index(db, embedder.model_id, embedder.dim)
     log.info("semantic matching with %s (%d documents indexed)", embedder.model_id, len(index))
-    return Semantic(embedder, index)
+    # A question is embedded to be stored and again to be matched: the second is a look-up.
+    return Semantic(RecentVectors(embedder), index)

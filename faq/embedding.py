@@ -39,6 +39,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,40 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """``(len(texts), dim)`` float32 rows of unit length; blocking; ``(0, dim)`` for none."""
         ...
+
+
+class RecentVectors:
+    """An :class:`Embedder` that remembers the vectors of the last ``size`` texts it encoded.
+
+    A new question is encoded once to be stored and once to be matched, a moment apart; the
+    second time is a look-up. Safe to call from several worker threads."""
+
+    def __init__(self, embedder: Embedder, size: int = 256) -> None:
+        self.embedder = embedder
+        self.model_id = embedder.model_id
+        self.dim = embedder.dim
+        self.size = size
+        self._recent: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Rows for ``texts``, encoding only those not seen lately."""
+        with self._lock:
+            known = {t: self._recent[t] for t in texts if t in self._recent}
+            for text in known:
+                self._recent.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            fresh = self.embedder.encode(missing)
+            with self._lock:
+                for text, row in zip(missing, fresh, strict=True):
+                    known[text] = row
+                    self._recent[text] = row
+                while len(self._recent) > self.size:
+                    self._recent.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([known[t] for t in texts]).astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)

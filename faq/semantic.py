@@ -105,7 +105,8 @@ class SemanticMatcher(LexicalMatcher):
         confidence, best first."""
         # The encoder is pure computation; it runs in a worker thread (onnxruntime releases
         # the interpreter lock while it computes).
-        vectors = await asyncio.to_thread(self.embedder.encode, [text])
+        # Stripped as a thread's text is when it is embedded (the same vector, remembered).
+        vectors = await asyncio.to_thread(self.embedder.encode, [text.strip()])
         vector = vectors[0]
         query = await self.prepare(repo, text)
         hits: list[SearchHit] = []

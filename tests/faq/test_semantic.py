@@ -142,3 +142,26 @@ async def test_deleted_and_hidden_documents_are_not_served_from_the_index(db: Da
     assert ("thread", ids["a"]) not in served  # deleted in the store
     assert ("faq", shared.id) not in served  # hidden by the community's own row
     assert ("faq", hidden.id) not in served
+
+
+async def test_a_new_question_is_encoded_once_to_store_and_match(db: Database) -> None:
+    from bot.features.embeddings import embed_now
+    from faq.embedding import RecentVectors
+
+    inner = MeaningEmbedder(dim=64)
+    embedder = RecentVectors(inner)
+    index = VectorIndex(embedder.model_id, embedder.dim)
+    question = "where to report a stolen bike"
+    thread_id = await _thread(db, "a", question)
+    community = await _community(db, thread_id)
+    async with db.session() as s:
+        await embed_now(s, embedder, index, "thread", thread_id)
+        await SemanticMatcher(embedder, index).rank(
+            SearchRepo(s), question + "\n", community_id=community, exclude_thread=thread_id
+        )
+    encoded = [t for call in inner.calls for t in call]
+    assert encoded.count(question) == 1
+    # Rows come back in the order asked, remembered or not, and empty input stays empty.
+    rows = embedder.encode(["other text", question])
+    assert np.allclose(rows[1], inner.vector(" ".join(question.split())))
+    assert embedder.encode([]).shape == (0, 64)
