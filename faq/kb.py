@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from faq.index_text import entry_search_text
 from storage.repos.faq import FaqRepo
@@ -147,8 +148,28 @@ def parse_entries(data: Any, origin: str) -> list[KbEntry]:
     return entries
 
 
-def as_fields(entry: KbEntry) -> dict[str, Any]:
-    """The stored columns of a validated entry (without its slug)."""
+class EntryFields(Protocol):
+    """What a validated entry and a stored ``FaqEntry`` row both have."""
+
+    @property
+    def question(self) -> str: ...
+    @property
+    def aliases(self) -> Sequence[str]: ...
+    @property
+    def answer(self) -> str: ...
+    @property
+    def source_url(self) -> str | None: ...
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def reviewed_at(self) -> date | None: ...
+    @property
+    def expires_at(self) -> date | None: ...
+
+
+def as_fields(entry: EntryFields) -> dict[str, Any]:
+    """The stored columns of an entry (without its slug): of a validated one to store it, of a
+    stored one to copy it."""
     return {
         "question": entry.question,
         "aliases": list(entry.aliases),

@@ -46,20 +46,7 @@ def _date(value: str) -> str:
 
 
 def _raw(entry: FaqEntry) -> dict[str, Any]:
-    return {"slug": entry.slug, **fields_of(entry)}
-
-
-def fields_of(entry: FaqEntry) -> dict[str, Any]:
-    """An entry's editable columns."""
-    return {
-        "question": entry.question,
-        "aliases": list(entry.aliases),
-        "answer": entry.answer,
-        "source_url": entry.source_url,
-        "tags": list(entry.tags),
-        "reviewed_at": entry.reviewed_at,
-        "expires_at": entry.expires_at,
-    }
+    return {"slug": entry.slug, **as_fields(entry)}
 
 
 async def _find(inv: Invocation, slug: str) -> FaqEntry:
@@ -77,10 +64,10 @@ async def _own_copy(inv: Invocation, entry: FaqEntry) -> FaqEntry:
     repo = FaqRepo(inv.ctx.session)
     own = await repo.by_slug(inv.community.id, entry.slug)
     if own is None:
-        own = FaqEntry(community_id=inv.community.id, slug=entry.slug, **fields_of(entry))
+        own = FaqEntry(community_id=inv.community.id, slug=entry.slug, **as_fields(entry))
         inv.ctx.session.add(own)
     else:
-        for key, value in fields_of(entry).items():
+        for key, value in as_fields(entry).items():
             setattr(own, key, value)
     own.hidden = False
     return own
