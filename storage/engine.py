@@ -59,6 +59,25 @@ def _set_sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _stop_once(dbapi_conn: Any, _record: Any) -> None:
+    # aiosqlite's stop() queues an end marker for the connection's worker thread and returns a
+    # future the thread resolves; a second stop() queues a marker no thread will read, and its
+    # future never resolves. SQLAlchemy stops a connection whose graceful close was cancelled
+    # (shutdown, a task cancelled mid-query) while that close, still running, stops it again
+    # and waits: the process could then never exit. Every stop after the first returns the
+    # first one's future, which the thread has resolved (or will) on its way out.
+    driver = dbapi_conn.driver_connection
+    first = driver.stop
+    stopped: list[asyncio.Future[Any] | None] = []
+
+    def stop() -> asyncio.Future[Any] | None:
+        if not stopped:
+            stopped.append(first())
+        return stopped[0]
+
+    driver.stop = stop
+
+
 def _begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads and then writes cannot wait for the lock: SQLite
     # answers "database is locked" at once when another connection wrote in between. Taking
@@ -112,6 +131,7 @@ class Database:
             raise StorageError(f"cannot use database URL {self.describe()}: {exc}") from exc
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", _stop_once)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer, and every transaction here takes the write lock at BEGIN.
