@@ -105,6 +105,20 @@ class CopssClient(discord.Client):
                 await writer.wait_closed()
         await super().connect(reconnect=reconnect)
 
+    async def close(self) -> None:
+        """Close, first ending the wait for the guilds of a session that had only just begun.
+
+        discord.py leaves that task (which dispatches ``ready``) running past ``close``, which
+        lets go of the event loop; the task then fails with an AttributeError, and a client
+        started again could be told ``ready`` by the old session.
+        """
+        ready = getattr(self._connection, "_ready_task", None)
+        if ready is not None and not ready.done():
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+        await super().close()
+
     def messageable(self, channel: ChannelRef) -> discord.PartialMessageable:
         """The channel (or thread) to post in or read from, known by its id alone."""
         raw = channel.thread_id or channel.chat_id
