@@ -280,9 +280,7 @@ async def test_threshold_says_where_each_level_comes_from(copss: Harness) -> Non
     shown = await run(copss, "a", "threshold")
     assert "answer 0.90 (set in this chat; the default is 0.82)" in shown
     assert "suggest 0.42 (the default)" in shown
-    assert "Back to the default levels: answer 0.82" in await run(
-        copss, "a", "threshold", "reset"
-    )
+    assert "Back to the default levels: answer 0.82" in await run(copss, "a", "threshold", "reset")
     assert "answer 0.82 (the default)" in await run(copss, "a", "threshold", user="z")
 
 
