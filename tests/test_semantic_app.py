@@ -16,7 +16,7 @@ from adapters.console import ConsoleAdapter
 from bot.app import App
 from faq.embedding import model_folder
 from faq.semantic import SemanticMatcher
-from storage.models import Embedding, FaqEntry, Thread
+from storage.models import Channel, Embedding, FaqEntry, Thread
 from tests.conftest import Harness, make_config
 from tests.faq.tiny_model import make_tiny_model
 
@@ -87,3 +87,58 @@ def test_the_gate_defaults_to_the_levels_calibrated_for_the_matcher() -> None:
     chosen = Config(matching=MatchingConfig(answer_at=0.9))
     assert gate_of(chosen, semantic=True).answer_at == 0.9
     assert gate_of(chosen, semantic=True).suggest_at == SEMANTIC_GATE.suggest_at
+
+
+async def test_vector_index_follows_link_and_unlink(semantic: Harness) -> None:
+    # The vector index serves each document in its community: after an unlink, one chat's
+    # questions must not be found from the other (an isolation leak), and after a link they
+    # must be found from both. Entries an unlink copies into a new community get embedded.
+    from tests.test_communities import run, say
+
+    app = semantic.app
+    assert app.semantic is not None
+    index = app.semantic.index
+    async with asyncio.timeout(20):
+        await app.embedded.wait()
+    await say(semantic, "a", "Which gemeente office in Delft does registrations on Saturday?")
+    await say(semantic, "b", "Which gemeente office in Leiden does registrations on Saturday?")
+    await run(
+        semantic, "a", "faq", "add delft-office | Delft office? | Stadskantoor. | https://d.nl"
+    )
+
+    async def placed() -> dict[str, int | None]:
+        async with semantic.db.session() as s:
+            chats = dict((await s.execute(select(Channel.chat_id, Channel.community_id))).all())
+            rows = (await s.execute(select(Thread.id, Thread.question_text))).all()
+        found = {}
+        for thread_id, question in rows:
+            place = index.place("thread", thread_id)
+            found["Delft" if "Delft" in question else "Leiden"] = place[0] if place else None
+        found["a"], found["b"] = chats["a"], chats["b"]
+        return found
+
+    before = await placed()
+    assert before["Delft"] == before["a"] != before["Leiden"] == before["b"]
+    assert (
+        "Linked"
+        in (
+            await run(semantic, "a", "link", "console:b"),
+            await run(semantic, "b", "link", "console:a"),
+        )[1]
+    )
+    linked = await placed()
+    assert linked["a"] == linked["b"] == linked["Delft"] == linked["Leiden"]
+
+    assert "Unlinked" in await run(semantic, "a", "unlink", "console:b")
+    parted = await placed()
+    assert parted["a"] != parted["b"]
+    assert parted["Delft"] == parted["a"] and parted["Leiden"] == parted["b"]
+    async with semantic.db.session() as s:
+        copies = (
+            await s.execute(
+                select(FaqEntry.id, FaqEntry.community_id).where(FaqEntry.slug == "delft-office")
+            )
+        ).all()
+    assert {community for _, community in copies} == {parted["a"], parted["b"]}
+    for entry_id, community in copies:
+        assert index.place("faq", entry_id) == (community, True)

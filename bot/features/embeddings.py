@@ -313,15 +313,48 @@ async def follow_communities(
             if not rows:
                 break
             after = rows[-1][0]
-            for ref_id, community_id, searchable in rows:
-                place = index.place(kind, ref_id)
-                if place is None:
-                    continue
-                if place[0] != community_id:
-                    index.move(kind, ref_id, community_id)
-                    moved += 1
-                if place[1] != searchable:
-                    index.set_searchable(kind, ref_id, searchable)
+            moved += _follow(index, kind, rows)
+    return moved
+
+
+async def follow_in_session(
+    session: AsyncSession,
+    embedder: Embedder,
+    index: VectorIndex,
+    community_ids: Sequence[int],
+) -> int:
+    """:func:`follow_communities` inside the caller's transaction (the link and unlink
+    commands, which move chats between communities): documents move in the index, and FAQ
+    entries the move copied into a new community are embedded. Returns how many moved."""
+    moved = 0
+    repo = EmbeddingRepo(session)
+    for kind in KINDS:
+        after = 0
+        while True:
+            rows = await repo.places(kind, community_ids, after=after, limit=LOAD_BATCH)
+            if not rows:
+                break
+            after = rows[-1][0]
+            moved += _follow(index, kind, rows)
+            if kind == "faq":
+                # Entries copied by a split are new rows: not in the index yet.
+                for ref_id, _, _ in rows:
+                    if index.place(kind, ref_id) is None:
+                        await embed_now(session, embedder, index, kind, ref_id)
+    return moved
+
+
+def _follow(index: VectorIndex, kind: str, rows: Sequence[tuple[int, int | None, bool]]) -> int:
+    moved = 0
+    for ref_id, community_id, searchable in rows:
+        place = index.place(kind, ref_id)
+        if place is None:
+            continue
+        if place[0] != community_id:
+            index.move(kind, ref_id, community_id)
+            moved += 1
+        if place[1] != searchable:
+            index.set_searchable(kind, ref_id, searchable)
     return moved
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.features.embeddings import embed_now
+from bot.features.embeddings import embed_now, follow_in_session
 from bot.features.settings import community_synonyms
 from faq.index_text import entry_search_text, thread_search_text
 from faq.matcher import LexicalMatcher, Matcher
@@ -68,3 +68,11 @@ async def embed_document(session: AsyncSession, matcher: Matcher, kind: str, ref
     matcher is semantic; the lexical index follows by itself through the store)."""
     if isinstance(matcher, SemanticMatcher) and isinstance(matcher.index, VectorIndex):
         await embed_now(session, matcher.embedder, matcher.index, kind, ref_id)
+
+
+async def follow_moves(session: AsyncSession, matcher: Matcher, community_ids: list[int]) -> None:
+    """After a link merged communities or an unlink split one: serve each moved thread and
+    entry in its new community (when the matcher is semantic; the lexical index reads the
+    community from the store)."""
+    if isinstance(matcher, SemanticMatcher) and isinstance(matcher.index, VectorIndex):
+        await follow_in_session(session, matcher.embedder, matcher.index, community_ids)

@@ -6,7 +6,7 @@ from sqlalchemy import or_, select
 
 from bot.events import PLATFORMS
 from bot.features.commands.base import Command, Invocation, UsageError
-from bot.features.indexing import reindex_community
+from bot.features.indexing import follow_moves, reindex_community
 from storage.models import BridgeLink, Channel
 from storage.repos.communities import merge_into, split_by_links
 from storage.repos.conversation import ConversationRepo
@@ -63,6 +63,7 @@ async def link(inv: Invocation) -> str:
             await session.run_sync(lambda s: merge_into(s.connection(), keep, gone))
             other.community_id = keep
             await reindex_community(session, keep)
+            await follow_moves(session, inv.services.matcher, [keep])
         return f"Linked {here} with {describe(other)}: messages now relay both ways."
     if found is None:
         inv.ctx.session.add(
@@ -90,7 +91,12 @@ async def unlink(inv: Invocation) -> str:
     # the entries and settings they shared.
     here = (inv.channel.platform, inv.channel.chat_id)
     community_id = inv.channel.community_id
+    members = select(Channel.id).where(Channel.community_id == community_id)
+    chats = list(await session.scalars(members))
     await session.run_sync(lambda s: split_by_links(s.connection(), community_id, keep=here))
+    # The communities the split left: the old one and those made for the parted chats.
+    now_in = select(Channel.community_id).where(Channel.id.in_(chats)).distinct()
+    await follow_moves(session, inv.services.matcher, list(await session.scalars(now_in)))
     return f"Unlinked {describe(inv.channel)} and {describe(other)}."
 
 
