@@ -100,6 +100,49 @@ class TelegramConfig:
     port: int = 8443
 
 
+#: Sites whose links count as citing an official source in ``copss report`` (a domain counts
+#: with every subdomain): national government, its agencies, and the largest municipalities.
+DEFAULT_OFFICIAL_DOMAINS: tuple[str, ...] = (
+    "government.nl",
+    "rijksoverheid.nl",
+    "overheid.nl",
+    "business.gov.nl",
+    "netherlandsworldwide.nl",
+    "belastingdienst.nl",
+    "toeslagen.nl",
+    "ind.nl",
+    "digid.nl",
+    "mijnoverheid.nl",
+    "uwv.nl",
+    "svb.nl",
+    "duo.nl",
+    "rdw.nl",
+    "cbr.nl",
+    "kvk.nl",
+    "politie.nl",
+    "amsterdam.nl",
+    "rotterdam.nl",
+    "denhaag.nl",
+    "utrecht.nl",
+    "eindhoven.nl",
+    "groningen.nl",
+    "tilburg.nl",
+    "almere.nl",
+    "breda.nl",
+    "nijmegen.nl",
+    "leiden.nl",
+    "delft.nl",
+    "haarlem.nl",
+)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``copss report`` and ``stats``: which sites count as official sources."""
+
+    official_domains: tuple[str, ...] = DEFAULT_OFFICIAL_DOMAINS
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything copss reads at start-up."""
@@ -109,6 +152,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     #: Extra admins, as ``platform:user_id`` (e.g. ``telegram:12345``).
     admins: tuple[str, ...] = ()
     log_level: str = "INFO"
@@ -207,6 +251,12 @@ def _validate(config: Config, where: str) -> None:
             f"{where}: 'telegram.webhook_secret' must be 1-256 characters of A-Z, a-z, 0-9, "
             "_ and - (or leave it out: copss then makes one at start)"
         )
+    for domain in config.report.official_domains:
+        if not re.fullmatch(r"(?:[a-z0-9-]+\.)+[a-z]{2,}", domain):
+            raise ConfigError(
+                f"{where}: 'report.official_domains' entries are lower-case domains like "
+                f"'rijksoverheid.nl', not {domain!r}"
+            )
     for admin in config.admins:
         platform, _, user = admin.partition(":")
         if platform not in ("console", "discord", "telegram") or not user:
