@@ -15,6 +15,7 @@ from bot import __version__
 from bot.app import App, prepare_store
 from bot.config import Config, ConfigError, load_config
 from bot.features.answers import answerable, render
+from bot.importing.records import ImportFileError
 from bot.logs import setup_logging
 from bot.semantic_setup import gate_of, start_semantic
 from faq.kb import KnowledgeBaseError, read_file, store_entries
@@ -61,6 +62,16 @@ def _parser() -> argparse.ArgumentParser:
         "load", parents=[common], help="create or update entries from a JSON file"
     )
     load.add_argument("file", type=Path)
+    imp = sub.add_parser(
+        "import", parents=[common], help="import a chat history (Telegram or Discord JSON export)"
+    )
+    imp.add_argument(
+        "platform",
+        choices=("telegram", "discord"),
+        help="telegram: Telegram Desktop result.json; discord: DiscordChatExporter JSON",
+    )
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -180,6 +191,32 @@ async def _kb_load(config: Config, file: Path) -> int:
     return 0
 
 
+def _check_export(platform: str, file: Path) -> int:
+    # A file that cannot be read whole stops here, before the store is opened.
+    from bot.importing.run import count
+
+    if not file.is_file():
+        raise ImportFileError(str(file), "no such file", offset=None, messages=0)
+    return count(platform, file)
+
+
+async def _import(config: Config, platform: str, file: Path, total: int, quiet: bool) -> int:
+    from bot.importing.run import import_file
+
+    db = await prepare_store(config, writable=True)
+    try:
+        stats = await import_file(db, platform, file, progress=not quiet, total=total)
+    finally:
+        await db.close()
+    print(
+        f"{file}: {stats.read} messages read, {stats.messages} new; "
+        f"{_count(stats.questions, 'question', 'questions')}, "
+        f"{_count(stats.answers, 'answer', 'answers')}, {stats.solved} solved added"
+        + (f"; {stats.skipped} of members who opted out left out" if stats.skipped else "")
+    )
+    return 0
+
+
 async def _run(config: Config) -> int:
     async with App(config) as app:
         await app.run()
@@ -200,8 +237,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_db_upgrade(config))
         if args.command == "kb":
             return asyncio.run(_kb_load(config, args.file))
+        if args.command == "import":
+            total = _check_export(args.platform, args.file)
+            return asyncio.run(_import(config, args.platform, args.file, total, args.quiet))
     except (ConfigError, StorageError, KnowledgeBaseError) as exc:
         print(f"copss: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportFileError as exc:
+        print(f"copss: {exc}; nothing was imported", file=sys.stderr)
         return EXIT_USAGE
     except AdapterError as exc:
         print(f"copss: {exc}", file=sys.stderr)

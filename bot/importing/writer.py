@@ -1,0 +1,539 @@
+"""Storing imported messages, questions and answers exactly as live capture stores them.
+
+The same tables (``channel``, ``member``, ``message``, ``thread``, ``answer``), the same
+rules: a new chat gets its own community and a topic or thread joins its chat's, so a chat
+copss already serves keeps its community (``storage/repos/conversation.py``); a thread's
+``search_text`` is built by :func:`faq.index_text.thread_search_text` with the community's
+synonyms, and the store's triggers keep the full-text index in step; embeddings are left to
+:class:`bot.features.embeddings.Backfill`, which copss runs at every start (and ``copss ask``
+before it answers). Members who opted out are not stored, nor are their messages.
+
+Every row has a stable key from the platform's ids (channel: platform, chat, thread; member:
+platform, user; message: channel, message id; thread: its question; answer: thread, message),
+so importing the same file again adds nothing. Each batch of :data:`BATCH` messages is one
+short transaction of bulk Core inserts (SQLite has one writer: a running copss waits for at
+most one batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.features.settings import community_synonyms
+from bot.importing.records import ChannelKey, ImportedMessage
+from bot.importing.threads import Bounded, MsgKey, ThreadBuilder, ThreadState, Verdict, key_of
+from faq.index_text import thread_search_text
+from faq.normalize import Synonyms
+from storage.engine import Database
+from storage.models import Answer, Channel, Community, Member, Message, Thread
+from storage.repos.communities import new_community
+
+#: Messages per transaction: about 50 ms of work, so a running copss on the same SQLite file
+#: waits little for its turn.
+BATCH = 1000
+#: Thread ids remembered (as the builder remembers threads); older ones are looked up.
+MEMORY = 200_000
+
+
+@dataclass
+class ImportStats:
+    """What an import read and added."""
+
+    read: int = 0
+    messages: int = 0
+    questions: int = 0
+    answers: int = 0
+    solved: int = 0
+    #: Messages of members who opted out: not stored.
+    skipped: int = 0
+    channels: int = 0
+
+
+@dataclass
+class _Place:
+    channel_id: int
+    community_id: int
+    synonyms: Synonyms
+
+
+class Writer:
+    """Writes a message stream batch by batch; :meth:`write` returns what it added."""
+
+    def __init__(self, db: Database, *, batch: int = BATCH, memory: int = MEMORY) -> None:
+        self.db = db
+        self.batch = max(1, batch)
+        self.builder = ThreadBuilder(memory)
+        self.stats = ImportStats()
+        self._places: dict[ChannelKey, _Place] = {}
+        self._members: dict[tuple[str, str], tuple[int, bool]] = {}
+        self._threads: Bounded[MsgKey, int] = Bounded(memory)
+        self._insert: Any = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+
+    async def write(
+        self, messages: Iterable[ImportedMessage], progress: Callable[[int], None] | None = None
+    ) -> ImportStats:
+        """Store every message, one transaction per batch."""
+        pending: list[ImportedMessage] = []
+        for message in messages:
+            pending.append(message)
+            if len(pending) >= self.batch:
+                await self._flush(pending, progress)
+                pending = []
+        if pending:
+            await self._flush(pending, progress)
+        return self.stats
+
+    async def _flush(
+        self, batch: list[ImportedMessage], progress: Callable[[int], None] | None
+    ) -> None:
+        async with self.db.session() as session:
+            await session.run_sync(lambda s: self._batch(s.connection(), batch))
+        self.stats.read += len(batch)
+        if progress is not None:
+            progress(len(batch))
+
+    # -- one batch, in one transaction ---------------------------------------------------------
+
+    def _batch(self, conn: Connection, batch: list[ImportedMessage]) -> None:
+        for m in batch:
+            if m.channel.key not in self._places:
+                self._places[m.channel.key] = self._place(conn, m)
+        self._resolve_members(conn, batch)
+        kept = [m for m in batch if not self._opted_out(m)]
+        self.stats.skipped += len(batch) - len(kept)
+        self._fetch_parents(conn, kept)
+        verdicts = [self.builder.feed(m) for m in kept]
+        ids = self._store_messages(conn, kept)
+        self._store_threads(conn, kept, verdicts, ids)
+
+    def _place(self, conn: Connection, m: ImportedMessage) -> _Place:
+        platform, chat, thread = m.channel.key
+        row = conn.execute(
+            select(Channel.id, Channel.community_id).where(
+                Channel.platform == platform, Channel.chat_id == chat, Channel.thread_id == thread
+            )
+        ).first()
+        if row is not None:
+            channel_id, community_id = int(row[0]), int(row[1])
+        else:
+            found = conn.scalar(
+                select(Channel.community_id)
+                .where(Channel.platform == platform, Channel.chat_id == chat)
+                .limit(1)
+            )
+            community_id = (
+                int(found) if found is not None else new_community(conn, platform, chat, {})
+            )
+            channel_id = int(
+                conn.execute(
+                    insert(Channel)
+                    .values(
+                        community_id=community_id,
+                        platform=platform,
+                        chat_id=chat,
+                        thread_id=thread,
+                        title=m.channel.title,
+                    )
+                    .returning(Channel.id)
+                ).scalar_one()
+            )
+            self.stats.channels += 1
+        settings = conn.scalar(select(Community.settings).where(Community.id == community_id))
+        synonyms = community_synonyms(Community(settings=dict(settings or {})))
+        return _Place(channel_id, community_id, synonyms)
+
+    def _resolve_members(self, conn: Connection, batch: list[ImportedMessage]) -> None:
+        wanted: dict[tuple[str, str], ImportedMessage] = {}
+        for m in batch:
+            if m.author_id is not None:
+                key = (m.channel.platform, m.author_id)
+                if key not in self._members:
+                    wanted.setdefault(key, m)
+        if not wanted:
+            return
+        by_platform: dict[str, list[str]] = {}
+        for platform, user in wanted:
+            by_platform.setdefault(platform, []).append(user)
+
+        def load() -> None:
+            for platform, users in by_platform.items():
+                rows = conn.execute(
+                    select(Member.user_id, Member.id, Member.opted_out).where(
+                        Member.platform == platform, Member.user_id.in_(users)
+                    )
+                )
+                for user, member_id, opted_out in rows:
+                    self._members[(platform, user)] = (int(member_id), bool(opted_out))
+
+        load()
+        missing = [
+            {
+                "platform": platform,
+                "user_id": user,
+                "display_name": m.author_name[:200],
+                "is_bot": m.is_bot,
+                "opted_out": False,
+            }
+            for (platform, user), m in wanted.items()
+            if (platform, user) not in self._members
+        ]
+        if missing:
+            conn.execute(
+                self._insert(Member).on_conflict_do_nothing(index_elements=["platform", "user_id"]),
+                missing,
+            )
+            load()
+
+    def _opted_out(self, m: ImportedMessage) -> bool:
+        if m.author_id is None:
+            return False
+        found = self._members.get((m.channel.platform, m.author_id))
+        return found is not None and found[1]
+
+    def _member_id(self, m: ImportedMessage) -> int | None:
+        if m.author_id is None:
+            return None
+        found = self._members.get((m.channel.platform, m.author_id))
+        return found[0] if found else None
+
+    def _fetch_parents(self, conn: Connection, batch: list[ImportedMessage]) -> None:
+        """Teach the builder the reply targets it does not remember that the store has in a
+        thread (stored live, by an earlier import, or forgotten for memory)."""
+        wanted = self.builder.parents_to_fetch(batch)
+        if not wanted:
+            return
+        found = self._message_rows(conn, wanted)
+        if not found:
+            return
+        by_id = {row[0]: key for key, row in found.items()}
+        thread_of: dict[int, int] = {}
+        for thread_id, question_id in conn.execute(
+            select(Thread.id, Thread.question_message_id).where(
+                Thread.question_message_id.in_(list(by_id))
+            )
+        ):
+            if question_id is not None:
+                thread_of[int(question_id)] = int(thread_id)
+        for thread_id, message_id in conn.execute(
+            select(Answer.thread_id, Answer.message_id).where(Answer.message_id.in_(list(by_id)))
+        ):
+            thread_of.setdefault(int(message_id), int(thread_id))
+        if not thread_of:
+            return
+        states = self._thread_states(conn, set(thread_of.values()))
+        for message_id, thread_id in thread_of.items():
+            state = states.get(thread_id)
+            if state is not None:
+                key = by_id[message_id]
+                self.builder.remember(key, found[key][1], state)
+
+    def _thread_states(self, conn: Connection, thread_ids: set[int]) -> dict[int, ThreadState]:
+        rows = conn.execute(
+            select(
+                Thread.id,
+                Thread.status,
+                Thread.asked_at,
+                Channel.platform,
+                Channel.chat_id,
+                Channel.thread_id,
+                Message.platform_message_id,
+                Member.user_id,
+            )
+            .join(Message, Message.id == Thread.question_message_id)
+            .join(Channel, Channel.id == Message.channel_id)
+            .outerjoin(Member, Member.id == Message.member_id)
+            .where(Thread.id.in_(list(thread_ids)), Thread.status != "deleted")
+        )
+        states = {}
+        for thread_id, status, asked_at, platform, chat, topic, pmid, asker in rows:
+            key = (platform, chat, pmid)
+            states[int(thread_id)] = ThreadState(
+                key, (platform, chat, topic), asker, asked_at, solved=status == "solved"
+            )
+            self._threads[key] = int(thread_id)
+        return states
+
+    def _message_rows(
+        self, conn: Connection, keys: Iterable[MsgKey]
+    ) -> dict[MsgKey, tuple[int, str | None]]:
+        """(message id, author's user id) of stored messages by key."""
+        by_chat: dict[tuple[str, str], list[str]] = {}
+        for platform, chat, pmid in keys:
+            by_chat.setdefault((platform, chat), []).append(pmid)
+        found: dict[MsgKey, tuple[int, str | None]] = {}
+        for (platform, chat), pmids in by_chat.items():
+            rows = conn.execute(
+                select(Message.id, Message.platform_message_id, Member.user_id)
+                .join(Channel, Channel.id == Message.channel_id)
+                .outerjoin(Member, Member.id == Message.member_id)
+                .where(
+                    Channel.platform == platform,
+                    Channel.chat_id == chat,
+                    Message.platform_message_id.in_(pmids),
+                )
+            )
+            for message_id, pmid, user in rows:
+                found.setdefault((platform, chat, pmid), (int(message_id), user))
+        return found
+
+    def _store_messages(self, conn: Connection, batch: list[ImportedMessage]) -> dict[MsgKey, int]:
+        by_channel: dict[int, list[ImportedMessage]] = {}
+        for m in batch:
+            by_channel.setdefault(self._places[m.channel.key].channel_id, []).append(m)
+        ids: dict[MsgKey, int] = {}
+        for channel_id, messages in by_channel.items():
+            existing = self._ids_in(conn, channel_id, [m.message_id for m in messages])
+            rows = [
+                {
+                    "channel_id": channel_id,
+                    "platform_message_id": m.message_id,
+                    "member_id": self._member_id(m),
+                    "text": m.text,
+                    "reply_to": m.reply_to,
+                    "origin": None,
+                    "sent_at": m.sent_at,
+                    "edited_at": m.edited_at,
+                    "deleted": False,
+                }
+                for m in _unique(messages)
+                if m.message_id not in existing
+            ]
+            if rows:
+                conn.execute(
+                    self._insert(Message).on_conflict_do_nothing(
+                        index_elements=["channel_id", "platform_message_id"]
+                    ),
+                    rows,
+                )
+                self.stats.messages += len(rows)
+                existing = self._ids_in(conn, channel_id, [m.message_id for m in messages])
+            for m in messages:
+                found = existing.get(m.message_id)
+                if found is not None:
+                    ids[key_of(m)] = found
+        return ids
+
+    def _ids_in(self, conn: Connection, channel_id: int, pmids: Sequence[str]) -> dict[str, int]:
+        rows = conn.execute(
+            select(Message.platform_message_id, Message.id).where(
+                Message.channel_id == channel_id, Message.platform_message_id.in_(list(pmids))
+            )
+        )
+        return {str(pmid): int(mid) for pmid, mid in rows}
+
+    def _store_threads(
+        self,
+        conn: Connection,
+        batch: list[ImportedMessage],
+        verdicts: list[Verdict],
+        ids: dict[MsgKey, int],
+    ) -> None:
+        # What this batch did to each thread: answers (message key, time), solved, accepted.
+        answered: dict[MsgKey, list[tuple[MsgKey, datetime]]] = {}
+        solved: dict[MsgKey, MsgKey | None] = {}
+        questions: list[ImportedMessage] = []
+        for m, v in zip(batch, verdicts, strict=True):
+            if v.question:
+                questions.append(m)
+            if v.answers is not None:
+                answered.setdefault(v.answers, []).append((key_of(m), m.sent_at))
+            for thread, accepted in v.solves:
+                solved[thread] = accepted if accepted is not None else solved.get(thread)
+        if questions:
+            self._insert_threads(conn, questions, ids, answered, solved)
+        touched = set(answered) | set(solved)
+        self._thread_ids(conn, touched)
+        answer_rows = []
+        for thread, given in answered.items():
+            thread_id = self._threads.get(thread)
+            if thread_id is None:
+                continue
+            for message, at in given:
+                message_id = ids.get(message)
+                if message_id is not None:
+                    answer_rows.append(
+                        {"thread_id": thread_id, "message_id": message_id, "answered_at": at}
+                    )
+        if answer_rows:
+            existing = set(
+                conn.execute(
+                    select(Answer.thread_id, Answer.message_id).where(
+                        Answer.message_id.in_([r["message_id"] for r in answer_rows])
+                    )
+                ).tuples()
+            )
+            new = [r for r in answer_rows if (r["thread_id"], r["message_id"]) not in existing]
+            if new:
+                conn.execute(
+                    self._insert(Answer).on_conflict_do_nothing(
+                        index_elements=["thread_id", "message_id"]
+                    ),
+                    [{**r, "votes": 0} for r in new],
+                )
+                self.stats.answers += len(new)
+        self._update_threads(conn, answered, solved, ids)
+
+    def _insert_threads(
+        self,
+        conn: Connection,
+        questions: list[ImportedMessage],
+        ids: dict[MsgKey, int],
+        answered: dict[MsgKey, list[tuple[MsgKey, datetime]]],
+        solved: dict[MsgKey, MsgKey | None],
+    ) -> None:
+        message_ids = {key_of(m): ids[key_of(m)] for m in questions if key_of(m) in ids}
+        existing = {
+            question: thread
+            for question, thread in conn.execute(
+                select(Thread.question_message_id, Thread.id).where(
+                    Thread.question_message_id.in_(list(message_ids.values()))
+                )
+            )
+        }
+        rows = []
+        for m in questions:
+            key = key_of(m)
+            message_id = message_ids.get(key)
+            if message_id is None or message_id in existing:
+                continue
+            existing[message_id] = 0  # a question the file holds twice opens one thread
+            place = self._places[m.channel.key]
+            given = answered.get(key)
+            # The status it ends the batch with, so the index trigger runs once per thread.
+            status = "solved" if key in solved else "answered" if given else "open"
+            rows.append(
+                {
+                    "community_id": place.community_id,
+                    "question_message_id": message_id,
+                    "question_text": m.text,
+                    "search_text": thread_search_text(m.text, place.synonyms),
+                    "status": status,
+                    "asked_at": m.sent_at,
+                    "first_answer_at": min(at for _, at in given) if given else None,
+                    "accepted_answer_id": None,
+                    "tags": [],
+                }
+            )
+        if rows:
+            conn.execute(insert(Thread), rows)
+            self.stats.questions += len(rows)
+            self.stats.solved += sum(1 for r in rows if r["status"] == "solved")
+        created = conn.execute(
+            select(Thread.question_message_id, Thread.id).where(
+                Thread.question_message_id.in_(list(message_ids.values()))
+            )
+        ).tuples()
+        by_message = {mid: key for key, mid in message_ids.items()}
+        for question_id, thread_id in created:
+            if question_id is not None:
+                self._threads[by_message[int(question_id)]] = int(thread_id)
+
+    def _thread_ids(self, conn: Connection, keys: set[MsgKey]) -> None:
+        """Find the store ids of threads the builder knows but this writer forgot."""
+        missing = [k for k in keys if k not in self._threads]
+        if not missing:
+            return
+        found = self._message_rows(conn, missing)
+        by_message = {row[0]: key for key, row in found.items()}
+        if not by_message:
+            return
+        for question_id, thread_id in conn.execute(
+            select(Thread.question_message_id, Thread.id).where(
+                Thread.question_message_id.in_(list(by_message))
+            )
+        ):
+            if question_id is not None:
+                self._threads[by_message[int(question_id)]] = int(thread_id)
+
+    def _update_threads(
+        self,
+        conn: Connection,
+        answered: dict[MsgKey, list[tuple[MsgKey, datetime]]],
+        solved: dict[MsgKey, MsgKey | None],
+        ids: dict[MsgKey, int],
+    ) -> None:
+        # Only rows that change are touched (each WHERE says so): the index trigger fires on
+        # a status update, and a re-import must leave everything as it was.
+        firsts = []
+        for thread, given in answered.items():
+            thread_id = self._threads.get(thread)
+            if thread_id is not None:
+                firsts.append({"tid": thread_id, "at": min(at for _, at in given)})
+        if firsts:
+            conn.execute(
+                update(Thread)
+                .where(Thread.id == bindparam("tid"), Thread.status == "open")
+                .values(status="answered"),
+                [{"tid": f["tid"]} for f in firsts],
+            )
+            conn.execute(
+                update(Thread)
+                .where(
+                    Thread.id == bindparam("tid"),
+                    or_(
+                        Thread.first_answer_at.is_(None),
+                        Thread.first_answer_at > bindparam("at", type_=Thread.first_answer_at.type),
+                    ),
+                )
+                .values(first_answer_at=bindparam("at", type_=Thread.first_answer_at.type)),
+                firsts,
+            )
+        if not solved:
+            return
+        to_solve = [
+            {"tid": self._threads.get(t)} for t in solved if self._threads.get(t) is not None
+        ]
+        if to_solve:
+            result = conn.execute(
+                update(Thread)
+                .where(Thread.id == bindparam("tid"), Thread.status.in_(("open", "answered")))
+                .values(status="solved"),
+                to_solve,
+            )
+            self.stats.solved += max(0, result.rowcount or 0)
+        accepted = []
+        for thread, answer in solved.items():
+            thread_id = self._threads.get(thread)
+            if thread_id is None or answer is None:
+                continue
+            message_id = ids.get(answer)
+            if message_id is None:
+                row = self._message_rows(conn, [answer]).get(answer)
+                message_id = row[0] if row else None
+            if message_id is not None:
+                accepted.append((thread_id, message_id))
+        if not accepted:
+            return
+        answer_ids = dict(
+            ((t, m), a)
+            for a, t, m in conn.execute(
+                select(Answer.id, Answer.thread_id, Answer.message_id).where(
+                    or_(*(and_(Answer.thread_id == t, Answer.message_id == m) for t, m in accepted))
+                )
+            )
+        )
+        rows = [{"tid": t, "aid": answer_ids[(t, m)]} for t, m in accepted if (t, m) in answer_ids]
+        if rows:
+            conn.execute(
+                update(Thread)
+                .where(Thread.id == bindparam("tid"), Thread.accepted_answer_id.is_(None))
+                .values(accepted_answer_id=bindparam("aid")),
+                rows,
+            )
+
+
+def _unique(messages: list[ImportedMessage]) -> list[ImportedMessage]:
+    # A file may hold a message twice (overlapping exports joined): the first one counts.
+    seen: set[str] = set()
+    out = []
+    for m in messages:
+        if m.message_id not in seen:
+            seen.add(m.message_id)
+            out.append(m)
+    return out
