@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 from adapters.base import AdapterError
@@ -22,6 +23,7 @@ from faq.kb import KnowledgeBaseError, read_file, store_entries
 from faq.matcher import LexicalMatcher
 from storage.engine import StorageError
 from storage.migrations import LATEST, upgrade
+from storage.models import Community
 from storage.repos.faq import FaqRepo
 from storage.repos.search import SearchRepo
 
@@ -72,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("file", type=Path)
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write the community health report (report.html and report.json)",
+    )
+    report.add_argument(
+        "--out", type=Path, default=Path("copss-report"), help="folder (default ./copss-report)"
+    )
+    report.add_argument("--community", type=int, help="one community's id (default: every one)")
+    report.add_argument("--since", type=_day, help="only from this day on (YYYY-MM-DD, UTC)")
     return p
 
 
@@ -99,6 +111,13 @@ def _positive(value: str) -> int:
     if not 1 <= number <= 100:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 100, not {value!r}")
     return number
+
+
+def _day(value: str) -> datetime:
+    try:
+        return datetime.combine(date.fromisoformat(value), time(), UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, not {value!r}") from None
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -191,6 +210,35 @@ async def _kb_load(config: Config, file: Path) -> int:
     return 0
 
 
+async def _report(config: Config, out: Path, community: int | None, since: datetime | None) -> int:
+    from bot.report.output import build_report, write_report
+
+    db = await prepare_store(config)
+    try:
+        if community is not None:
+            async with db.session() as session:
+                if await session.get(Community, community) is None:
+                    print(f"copss: there is no community {community}", file=sys.stderr)
+                    return EXIT_USAGE
+        report = await build_report(db, config.report.official_domains, community, since)
+    finally:
+        await db.close()
+    try:
+        json_path, html_path = write_report(report, out)
+    except OSError as exc:
+        print(f"copss: cannot write the report into {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{html_path}\n{json_path}")
+    for health in report.communities:
+        f = health.figures["all"]
+        print(
+            f"community {health.community_id} ({health.name}): {f.questions} questions, "
+            f"{f.answered} answered, {len(health.backlog)} waiting, "
+            f"{f.members_active} members active"
+        )
+    return 0
+
+
 def _check_export(platform: str, file: Path) -> int:
     # A file that cannot be read whole stops here, before the store is opened.
     from bot.importing.run import count
@@ -240,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "import":
             total = _check_export(args.platform, args.file)
             return asyncio.run(_import(config, args.platform, args.file, total, args.quiet))
+        if args.command == "report":
+            return asyncio.run(_report(config, args.out, args.community, args.since))
     except (ConfigError, StorageError, KnowledgeBaseError) as exc:
         print(f"copss: {exc}", file=sys.stderr)
         return EXIT_USAGE
