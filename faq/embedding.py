@@ -147,13 +147,18 @@ class KnownModel:
     max_length: int = DEFAULT_MAX_LENGTH
     prefix: str = ""
     revision: str = "main"
+    #: Languages the model was trained on (ISO 639-1 codes); ``None`` for many. A question in
+    #: another language is ranked mainly on its words (``faq.semantic``).
+    languages: frozenset[str] | None = None
 
 
 #: Models copss can fetch by their short name. A name of the form ``owner/repo`` that is not
 #: listed here is fetched the same way (``onnx/model.onnx`` + ``tokenizer.json``, mean pooling).
 KNOWN_MODELS: dict[str, KnownModel] = {
     # English; 384 dims, 90 MB. The default.
-    "all-MiniLM-L6-v2": KnownModel("sentence-transformers/all-MiniLM-L6-v2", max_length=256),
+    "all-MiniLM-L6-v2": KnownModel(
+        "sentence-transformers/all-MiniLM-L6-v2", max_length=256, languages=frozenset({"en"})
+    ),
     # 50+ languages including Dutch; 384 dims, 470 MB; trained with 128-token inputs.
     "paraphrase-multilingual-MiniLM-L12-v2": KnownModel(
         "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2", max_length=128
