@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from faq.embedding import Embedder
+from faq.language import model_languages, outside
 from faq.matcher import Features, Gate, LexicalMatcher, Scored, Weights
 from faq.normalize import DEFAULT, Synonyms
 from storage.repos.search import SearchHit, SearchRepo
@@ -40,6 +41,10 @@ SEMANTIC_WEIGHTS = Weights(
     bias=-7.82,
 )
 
+
+#: How a question in a language the model was not trained on is scored: the lexical
+#: matcher's weights (fitted and calibrated on words alone).
+FALLBACK_WEIGHTS = Weights()
 
 #: The gate calibrated for these weights (``bench.quality --semantic --calibrate``): the lowest
 #: answer level with at most 5% wrong auto-answers on every task, and the lowest suggest level
@@ -76,11 +81,17 @@ class SemanticMatcher(LexicalMatcher):
         weights: Weights | None = None,
         candidates: int = LEXICAL_CANDIDATES,
         vector_candidates: int = VECTOR_CANDIDATES,
+        languages: frozenset[str] | Literal["model"] | None = "model",
     ) -> None:
+        """``languages``: what the model was trained on; ``"model"`` reads it from the
+        model's :data:`faq.embedding.KNOWN_MODELS` entry, ``None`` means many (the cosine
+        ranks every question)."""
         super().__init__(synonyms, weights or SEMANTIC_WEIGHTS, candidates)
         self.embedder = embedder
         self.index = index
         self.vector_candidates = vector_candidates
+        self.languages = model_languages(embedder.model_id) if languages == "model" else languages
+        self._lexical = LexicalMatcher(synonyms, FALLBACK_WEIGHTS, candidates)
 
     def with_synonyms(self, synonyms: Synonyms) -> SemanticMatcher:
         """The same matcher reading queries with other synonyms."""
@@ -91,6 +102,7 @@ class SemanticMatcher(LexicalMatcher):
             self.weights,
             self.candidates,
             self.vector_candidates,
+            self.languages,
         )
 
     async def rank(
@@ -130,13 +142,23 @@ class SemanticMatcher(LexicalMatcher):
             lexical = await asyncio.to_thread(self.features, query, hits)
         else:
             lexical = [Features(0.0, 0.0, 0.0, 0.0) for _ in hits]
+        # A question in a language the model was not trained on: its cosines are mostly
+        # noise (a Dutch question against English threads ranks below plain BM25), so its
+        # words decide (docs/benchmarks.md, Dutch <-> English probe).
+        confidence = self._fallback_confidence if outside(self.languages, text) else None
         scored = []
         for hit, f in zip(hits, lexical, strict=True):
             f = replace(f, cosine=cosine[(hit.kind, hit.ref_id)])
             adjust = self.signal_adjustment(hit, community_id)
-            scored.append(Scored(hit, f, adjust, self.confidence(f, adjust)))
+            score = confidence(f, adjust) if confidence else self.confidence(f, adjust)
+            scored.append(Scored(hit, f, adjust, score))
         scored.sort(key=lambda s: s.score, reverse=True)
         return self._mark_near_best(scored)
+
+    def _fallback_confidence(self, f: Features, signals: float) -> float:
+        """The confidence of a candidate for a question in a language the model does not
+        know: the lexical matcher's own blend and calibration, the cosine left out."""
+        return self._lexical.confidence(replace(f, cosine=0.0), signals)
 
     def _mark_near_best(self, scored: list[Scored]) -> list[Scored]:
         """Each candidate's closeness to the best one (for the gate's margin)."""
