@@ -361,13 +361,14 @@ class Writer:
                         {"thread_id": thread_id, "message_id": message_id, "answered_at": at}
                     )
         if answer_rows:
-            existing = set(
-                conn.execute(
+            existing = {
+                (t, m)
+                for t, m in conn.execute(
                     select(Answer.thread_id, Answer.message_id).where(
                         Answer.message_id.in_([r["message_id"] for r in answer_rows])
                     )
-                ).tuples()
-            )
+                )
+            }
             new = [r for r in answer_rows if (r["thread_id"], r["message_id"]) not in existing]
             if new:
                 conn.execute(
@@ -428,7 +429,7 @@ class Writer:
             select(Thread.question_message_id, Thread.id).where(
                 Thread.question_message_id.in_(list(message_ids.values()))
             )
-        ).tuples()
+        )
         by_message = {mid: key for key, mid in message_ids.items()}
         for question_id, thread_id in created:
             if question_id is not None:
@@ -492,7 +493,10 @@ class Writer:
         if to_solve:
             result = conn.execute(
                 update(Thread)
-                .where(Thread.id == bindparam("tid"), Thread.status.in_(("open", "answered")))
+                .where(
+                    Thread.id == bindparam("tid"),
+                    or_(Thread.status == "open", Thread.status == "answered"),
+                )
                 .values(status="solved"),
                 to_solve,
             )

@@ -1,0 +1,200 @@
+"""Importing into a store: threads as live capture stores them, idempotent, attached to the
+live chat's community, nothing written from a broken file, found by a running copss."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bot.importing.records import ImportFileError
+from bot.importing.run import import_file
+from faq.matcher import LexicalMatcher
+from storage.engine import Database
+from storage.models import Answer, Channel, Community, Member, Message, Thread
+from storage.repos.conversation import ConversationRepo
+from storage.repos.search import SearchRepo
+from tests.conftest import Harness
+from tests.importing.exports import SUPERGROUP, bike_history, tg_chat, tg_message, write
+from tests.test_cli import copss as run_copss
+
+TABLES = (Community, Channel, Member, Message, Thread, Answer)
+
+
+async def counts(db: Database) -> dict[str, int]:
+    async with db.session() as s:
+        found = {
+            t.__tablename__: int(await s.scalar(select(func.count()).select_from(t)) or 0)
+            for t in TABLES
+        }
+        found["search_fts"] = int(await s.scalar(text("SELECT count(*) FROM search_fts")) or 0)
+    return found
+
+
+async def test_threads_answers_solved_and_reimport(db: Database, tmp_path: Path) -> None:
+    path = write(tmp_path / "result.json", tg_chat(bike_history()))
+    stats = await import_file(db, "telegram", path)
+    assert (stats.read, stats.messages, stats.questions, stats.answers) == (6, 6, 2, 2)
+    async with db.session() as s:
+        threads = {t.question_text: t for t in (await s.scalars(select(Thread))).all()}
+        milk = threads["Where can I buy cheap oat milk near Utrecht Centraal?"]
+        bike = threads["How do I register my bicycle against theft in Amsterdam?"]
+        # Solved by the asker's thanks in reply, and by the asker's ✅ on an unthreaded answer.
+        assert milk.status == "solved" and bike.status == "solved"
+        assert milk.accepted_answer_id is not None and bike.accepted_answer_id is not None
+        assert milk.search_text and "oat" in milk.search_text
+        answer = await s.get(Answer, bike.accepted_answer_id)
+        assert answer is not None
+        said = await s.get(Message, answer.message_id)
+        assert said is not None and said.platform_message_id == "6"
+        assert bike.first_answer_at == said.sent_at
+        hits = await s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'oat'"))
+        assert [r[0] for r in hits] == [milk.id * 2]
+    before = await counts(db)
+    again = await import_file(db, "telegram", path)
+    assert (again.messages, again.questions, again.answers, again.solved) == (0, 0, 0, 0)
+    assert await counts(db) == before
+
+
+async def test_attaches_to_the_live_chats_community(db: Database, tmp_path: Path) -> None:
+    chat = f"-100{SUPERGROUP}"
+    async with db.session() as s:
+        live = await ConversationRepo(s).ensure_channel("telegram", chat, None)
+        community = live.community_id
+        # A question captured live that the history answers.
+        member = await ConversationRepo(s).ensure_member("telegram", "3", "Carol")
+        msg, _ = await ConversationRepo(s).add_message(
+            live,
+            "2",
+            member,
+            "Where can I buy cheap oat milk near Utrecht Centraal?",
+            datetime(2023, 11, 14, 22, 14, 20, tzinfo=UTC),
+        )
+        s.add(
+            Thread(
+                community_id=community,
+                question_message_id=msg.id,
+                question_text=msg.text,
+                search_text="buy cheap oat milk",
+                status="open",
+                asked_at=msg.sent_at,
+                tags=[],
+            )
+        )
+    before = await counts(db)
+    stats = await import_file(db, "telegram", write(tmp_path / "r.json", tg_chat(bike_history())))
+    assert stats.channels == 0 and stats.messages == 5
+    after = await counts(db)
+    assert after["community"] == before["community"] and after["channel"] == before["channel"]
+    async with db.session() as s:
+        assert set((await s.scalars(select(Thread.community_id))).all()) == {community}
+        live_thread = await s.scalar(select(Thread).where(Thread.question_message_id == msg.id))
+        assert live_thread is not None and live_thread.status == "solved"
+        assert await s.scalar(select(func.count(Thread.id))) == 2
+
+
+async def test_topic_joins_the_chat_community_and_new_chat_gets_its_own(
+    db: Database, tmp_path: Path
+) -> None:
+    async with db.session() as s:
+        live = await ConversationRepo(s).ensure_channel("telegram", "-5", None)
+    path = write(
+        tmp_path / "two.json",
+        {
+            "chats": {
+                "about": "",
+                "list": [
+                    {
+                        "name": "Known",
+                        "type": "private_group",
+                        "id": 5,
+                        "messages": [
+                            tg_message(1, "How do I apply for a parking permit in Utrecht?")
+                        ],
+                    },
+                    {
+                        "name": "New",
+                        "type": "private_group",
+                        "id": 6,
+                        "messages": [
+                            tg_message(1, "How do I apply for a parking permit in Utrecht?")
+                        ],
+                    },
+                ],
+            }
+        },
+    )
+    await import_file(db, "telegram", path)
+    async with db.session() as s:
+        rows = {c: k for c, k in await s.execute(select(Channel.chat_id, Channel.community_id))}
+    assert rows["-5"] == live.community_id and rows["-6"] != live.community_id
+
+
+async def test_opted_out_members_are_left_out(db: Database, tmp_path: Path) -> None:
+    async with db.session() as s:
+        m = await ConversationRepo(s).ensure_member("telegram", "2", "Bob")
+        m.opted_out = True
+    stats = await import_file(db, "telegram", write(tmp_path / "r.json", tg_chat(bike_history())))
+    assert stats.skipped == 2
+    async with db.session() as s:
+        ids = set((await s.scalars(select(Message.platform_message_id))).all())
+    assert ids == {"2", "4", "5", "6"}
+
+
+async def test_broken_file_writes_nothing(db: Database, tmp_path: Path) -> None:
+    whole = write(tmp_path / "w.json", tg_chat(bike_history() * 1)).read_bytes()
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(whole[: len(whole) - 30])
+    before = await counts(db)
+    with pytest.raises(ImportFileError, match="ends too early"):
+        await import_file(db, "telegram", cut)
+    assert await counts(db) == before
+
+
+async def test_import_into_the_store_of_a_running_copss(copss: Harness, tmp_path: Path) -> None:
+    # copss is running on this SQLite file (WAL) while the history goes in, batch by batch.
+    path = write(tmp_path / "result.json", tg_chat(bike_history()))
+    stats = await import_file(copss.db, "telegram", path, batch=2)
+    assert stats.questions == 2
+    await copss.say("How do I get a BSN number?", user="alice")
+    assert copss.said(), "copss kept answering while the import ran"
+    async with copss.db.session() as s:
+        community = await s.scalar(
+            select(Channel.community_id).where(Channel.chat_id == f"-100{SUPERGROUP}")
+        )
+        matches = await LexicalMatcher().match(
+            SearchRepo(s),
+            "where to buy cheap oat milk in utrecht centraal?",
+            community_id=community,
+        )
+        top = await s.get(Thread, matches[0].ref_id)
+    assert matches[0].kind == "thread" and top is not None and "oat milk" in top.question_text
+
+
+@pytest.mark.slow
+def test_copss_import_then_ask_finds_the_thread(tmp_path: Path) -> None:
+    path = write(tmp_path / "result.json", tg_chat(bike_history()))
+    out = run_copss(tmp_path, "import", "telegram", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "6 messages read, 6 new; 2 questions, 2 answers, 2 solved" in out.stdout
+    again = run_copss(tmp_path, "import", "telegram", str(path), "--quiet")
+    assert "0 new; 0 questions, 0 answers, 0 solved" in again.stdout
+    asked = run_copss(tmp_path, "ask", "where to buy cheap oat milk in utrecht centraal?", "--json")
+    assert asked.returncode == 0, asked.stderr
+    first = json.loads(asked.stdout)["matches"][0]
+    assert first["kind"] == "thread" and "oat milk" in first["title"]
+
+
+@pytest.mark.slow
+def test_copss_import_of_a_truncated_file_says_where(tmp_path: Path) -> None:
+    whole = write(tmp_path / "w.json", tg_chat(bike_history())).read_bytes()
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(whole[:-30])
+    out = run_copss(tmp_path, "import", "telegram", str(cut))
+    assert out.returncode == 2
+    assert "ends too early" in out.stderr and "near byte" in out.stderr
+    assert "nothing was imported" in out.stderr
+    assert not (tmp_path / "home" / "copss.db").exists()
