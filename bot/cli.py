@@ -15,7 +15,7 @@ from adapters.base import AdapterError
 from bot import __version__
 from bot.app import App, prepare_store
 from bot.config import Config, ConfigError, load_config
-from bot.features.answers import answerable, render
+from bot.features.answers import find_answer, render
 from bot.importing.records import ImportFileError
 from bot.logs import setup_logging
 from bot.semantic_setup import gate_of, start_semantic
@@ -25,7 +25,6 @@ from storage.engine import StorageError
 from storage.migrations import LATEST, upgrade
 from storage.models import Community
 from storage.repos.faq import FaqRepo
-from storage.repos.search import SearchRepo
 
 EXIT_USAGE = 2
 
@@ -142,12 +141,13 @@ async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
             await semantic.backfill(db).run()
             matcher = semantic.matcher()
         async with db.session() as session:
-            matches = await matcher.match(
-                SearchRepo(session), text, community_id=None, limit=max(limit, 2)
+            # What the bot would do with this question in a chat (the config's levels); the
+            # matches it decided on (those of the asking part, when only that found some).
+            found = await find_answer(
+                session, matcher, gate, text, community_id=None, limit=max(limit, 2)
             )
-            # What the bot would do with this question in a chat (the config's levels).
-            decision = gate.decide(await answerable(session, matches))
-            matches = matches[:limit]
+            decision = found.decision
+            matches = found.matches[:limit]
             rows = []
             for m in matches:
                 r = await render(session, m)

@@ -803,6 +803,34 @@ def detect_question(
     return Detection(False, "no cue")
 
 
+#: The fewest words an asking part needs to be matched on its own.
+MIN_PART_WORDS: Final = 4
+
+
+def _asks(sentence: str) -> bool:
+    """Whether one sentence carries a question cue of its own."""
+    if _has_question_mark(sentence) or _find_request(sentence) is not None:
+        return True
+    if any(_opener(clause) is not None for clause in _CLAUSE_SPLIT_RE.split(sentence)):
+        return True
+    low = _normalise(sentence)
+    return _EMBEDDED_WH.search(low) is not None or _TAG_QUESTION.search(low) is not None
+
+
+def question_part(text: str) -> str | None:
+    """The sentences of ``text`` that ask, when it also says other things ("Hi all! I moved
+    here last month. How do I file my tax return?" gives the last sentence); None when every
+    sentence asks, or none does. Matching can then look at what is asked without the
+    greeting and the story around it."""
+    sentences = _sentences(_clean_lines(text[:MAX_CHARS]))
+    asking = [s for s in sentences if _asks(s)]
+    if not asking or len(asking) == len(sentences):
+        return None
+    part = " ".join(asking)
+    # "Any advice?" alone says nothing to match on; the whole message is all there is.
+    return part if len(_words(_normalise(part))) >= MIN_PART_WORDS else None
+
+
 def is_question(
     text: str,
     *,

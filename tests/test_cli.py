@@ -241,3 +241,18 @@ def test_ask_says_what_the_bot_would_do_and_why(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["decision"]["mode"] == "answer"
     out = copss(tmp_path, "ask", "xyzzy plugh")
     assert "copss would stay quiet:" in out.stdout
+
+
+def test_ask_matches_the_asking_sentence_when_the_greeting_hides_it(tmp_path: Path) -> None:
+    # The whole message scores far below the suggest level; its question alone finds the
+    # entry, and copss says that it matched only that part.
+    text = (
+        "Hi everyone, greetings from a rainy Groningen, my partner and I arrived from Brazil "
+        "two weeks ago and the kids started school. How do I file my income tax return?"
+    )
+    out = copss(tmp_path, "ask", text, "--json")
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["decision"]["mode"] in ("answer", "suggest")
+    assert "matching only: 'How do I file my income tax return?'" in found["decision"]["reason"]
+    assert "income tax return" in found["matches"][0]["title"]

@@ -134,3 +134,20 @@ async def test_store_failure_is_retried_not_fatal(
     # The send whose result could not be recorded is sent again: the reply arrives.
     assert said and all("BSN" in s.text for s in said)
     assert not failures
+
+
+async def test_a_question_after_a_long_greeting_is_answered(copss: Harness) -> None:
+    await copss.say(
+        "Hi everyone, greetings from a rainy Groningen, my partner and I arrived from Brazil "
+        "two weeks ago and the kids started school. How do I file my income tax return?",
+        user="alice",
+    )
+    replies = copss.said()
+    assert len(replies) == 1 and "income tax return" in replies[0].text
+    # A story ending in a question with too little to match stays unanswered.
+    await copss.say(
+        "My employer in Rotterdam is slow with the paperwork and my landlord is not helping "
+        "either. Any advice?",
+        user="bob",
+    )
+    assert copss.said() == []

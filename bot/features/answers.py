@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from faq.matcher import Decision, Match
+from faq.detect import question_part
+from faq.matcher import Decision, Gate, Match, Matcher
 from storage.models import Answer, Channel, Message
 from storage.repos.faq import FaqRepo
+from storage.repos.search import SearchRepo
 from storage.repos.threads import ThreadRepo
 
 MAX_QUOTE = 400
@@ -75,6 +77,60 @@ async def answerable(session: AsyncSession, matches: list[Match]) -> list[Match]
         ).all()
     )
     return [m for m in matches if m.kind != "thread" or m.ref_id in answered]
+
+
+@dataclass(frozen=True)
+class Found:
+    """What matching a question gave: the answerable matches (best first) and what the gate
+    decided; ``part`` is the asking part matched alone, when the whole text found nothing."""
+
+    matches: list[Match]
+    decision: Decision
+    part: str | None = None
+
+
+async def find_answer(
+    session: AsyncSession,
+    matcher: Matcher,
+    gate: Gate,
+    text: str,
+    *,
+    community_id: int | None,
+    limit: int,
+    exclude_thread: int | None = None,
+) -> Found:
+    """Match ``text`` and let ``gate`` decide, as copss does for every new question. When the
+    whole text finds nothing worth showing and the message also greets or tells a story
+    ("Hi all! I moved here last month. How do I file my tax return?"), its asking sentences
+    are matched alone, under :func:`fallback_gate`."""
+    search = SearchRepo(session)
+    matches = await answerable(
+        session,
+        await matcher.match(
+            search, text, community_id=community_id, limit=limit, exclude_thread=exclude_thread
+        ),
+    )
+    decision = gate.decide(matches)
+    part = question_part(text) if decision.mode == "quiet" else None
+    if part is None:
+        return Found(matches, decision)
+    again = await answerable(
+        session,
+        await matcher.match(
+            search, part, community_id=community_id, limit=limit, exclude_thread=exclude_thread
+        ),
+    )
+    second = fallback_gate(gate).decide(again)
+    if second.mode == "quiet":
+        return Found(matches, decision)
+    return Found(again, replace(second, reason=f"{second.reason} (matching only: {part!r})"), part)
+
+
+def fallback_gate(gate: Gate) -> Gate:
+    """The gate for the asking sentences of a message whose whole text matched nothing: it
+    answers at the same level but suggests only halfway between the suggest and answer levels
+    (the part is shorter, so weak matches are more often wrong; bench/context.py)."""
+    return replace(gate, suggest_at=(gate.suggest_at + gate.answer_at) / 2)
 
 
 async def render(session: AsyncSession, match: Match) -> Rendered | None:

@@ -19,7 +19,7 @@ from bot.events import (
     Outgoing,
     ReactionEvent,
 )
-from bot.features.answers import answerable, compose
+from bot.features.answers import compose, find_answer
 from bot.features.indexing import embed_document, matcher_for, synonyms_for
 from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
@@ -37,7 +37,6 @@ from storage.models import (
     Thread,
 )
 from storage.repos.conversation import ConversationRepo
-from storage.repos.search import SearchRepo
 from storage.repos.threads import ThreadRepo
 
 log = logging.getLogger(__name__)
@@ -157,14 +156,16 @@ class QaFeature:
         await embed_document(ctx.session, self.matcher, "thread", thread.id)
         # A community with its own synonyms needs them on the query side too.
         matcher = matcher_for(self.matcher, settings.synonyms)
-        matches = await matcher.match(
-            SearchRepo(ctx.session),
+        found = await find_answer(
+            ctx.session,
+            matcher,
+            settings.gate,
             event.text,
             community_id=channel.community_id,
             limit=settings.gate.max_suggestions + 3,
             exclude_thread=thread.id,
         )
-        decision = settings.gate.decide(await answerable(ctx.session, matches))
+        decision = found.decision
         if decision.mode == "quiet":
             return
         text, shown = await compose(ctx.session, decision)

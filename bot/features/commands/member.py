@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from bot.features.answers import answerable, compose
+from bot.features.answers import compose, find_answer
 from bot.features.commands.base import Command, Invocation, UsageError
 from bot.features.indexing import matcher_for
 from bot.features.privacy import forget_member
 from storage.models import Answer, Message, Thread
 from storage.repos.conversation import ConversationRepo
-from storage.repos.search import SearchRepo
 from storage.repos.threads import ThreadRepo
 
 
@@ -33,13 +32,15 @@ async def ask(inv: Invocation) -> str:
     if not inv.args:
         raise UsageError("Tell me what to look for, e.g. ask how do I get a BSN")
     matcher = matcher_for(inv.services.matcher, inv.settings.synonyms)
-    matches = await matcher.match(
-        SearchRepo(inv.ctx.session),
+    found = await find_answer(
+        inv.ctx.session,
+        matcher,
+        inv.settings.gate,
         inv.args,
         community_id=inv.community.id,
         limit=inv.settings.gate.max_suggestions + 3,
     )
-    decision = inv.settings.gate.decide(await answerable(inv.ctx.session, matches))
+    decision = found.decision
     if decision.mode == "quiet":
         return "I found nothing on that yet. Ask the community — someone may know!"
     text, _ = await compose(inv.ctx.session, decision)

@@ -1,0 +1,183 @@
+"""What matching the asking sentences does for messages that also greet or tell a story.
+
+Usage::
+
+    python -m bench.context --semeval FILE [--stackfaq FILE] [--semantic MODEL_DIR]
+
+copss matches a new question's whole text first; only when the gate would stay quiet and the
+message has sentences that ask beside others (``faq.detect.question_part``) does it match
+those sentences alone (``bot.features.qa``). This prints, per task and matcher, what the gate
+does with the whole text and with that fallback: auto-answers right and wrong, suggestions
+holding a right item, and silence, on the normal queries and on *no-match* queries (their
+relevant items taken out of the index, so anything answered there is wrong), plus how many
+queries have a question part at all. The plain-BM25 P@1 of whole texts and of question parts
+comes from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.quality import (
+    Query,
+    Store,
+    Task,
+    bm25_ranking,
+    build_store,
+    copss_ranked,
+    index_corpus,
+    load_semeval,
+    load_stackfaq,
+)
+from bot.features.qa import fallback_gate
+from faq.detect import question_part
+from faq.embedding import OnnxEmbedder
+from faq.matcher import Decision, Gate, LexicalMatcher, to_match
+from faq.semantic import SEMANTIC_GATE, SemanticMatcher
+
+
+@dataclass
+class Tally:
+    """What the gate did over a set of queries."""
+
+    n: int = 0
+    right: int = 0
+    wrong: int = 0
+    suggest_hit: int = 0
+    suggest_miss: int = 0
+    quiet: int = 0
+
+    def add(self, store: Store, decision: Decision, relevant: frozenset[str]) -> None:
+        """Count one decision."""
+        self.n += 1
+        keys = [store.key_of(m) for m in decision.matches]
+        if decision.mode == "answer":
+            if keys[0] in relevant:
+                self.right += 1
+            else:
+                self.wrong += 1
+        elif decision.mode == "suggest" and any(k in relevant for k in keys):
+            self.suggest_hit += 1
+        elif decision.mode == "suggest":
+            self.suggest_miss += 1
+        elif decision.mode == "quiet":
+            self.quiet += 1
+
+    def row(self, label: str) -> str:
+        """One table row of shares."""
+
+        def pct(x: int) -> str:
+            return f"{100 * x / self.n:5.1f}" if self.n else "   - "
+
+        return (
+            f"| {label} | {self.n} | {pct(self.right)} | {pct(self.wrong)} | "
+            f"{pct(self.suggest_hit)} | {pct(self.suggest_miss)} | {pct(self.quiet)} |"
+        )
+
+
+async def decide(
+    store: Store, matcher: LexicalMatcher, gate: Gate, query: Query, remove: frozenset[str]
+) -> tuple[Decision, Decision]:
+    """The gate's decision on the whole text, and with the question-part fallback."""
+    ranked = await copss_ranked(store, matcher, query, remove=remove)
+    whole = gate.decide([to_match(s) for s in ranked[:10]])
+    if whole.mode != "quiet":
+        return whole, whole
+    part = question_part(query.text)
+    if part is None:
+        return whole, whole
+    again = await copss_ranked(store, matcher, replace(query, text=part), remove=remove)
+    return whole, fallback_gate(gate).decide([to_match(s) for s in again[:10]])
+
+
+async def measure(task: Task, store: Store, name: str, matcher: LexicalMatcher, gate: Gate) -> None:
+    """Print one matcher's table for one task."""
+    tallies = {k: Tally() for k in ("whole", "fallback", "whole/no-match", "fallback/no-match")}
+    for query in task.queries:
+        gone = query.relevant | ({query.itself} if query.itself else set())
+        w, f = await decide(store, matcher, gate, query, frozenset())
+        tallies["whole"].add(store, w, query.relevant)
+        tallies["fallback"].add(store, f, query.relevant)
+        w, f = await decide(store, matcher, gate, query, frozenset(gone))
+        tallies["whole/no-match"].add(store, w, frozenset())
+        tallies["fallback/no-match"].add(store, f, frozenset())
+    print(
+        f"\n{task.dataset} {task.name}, {name} (gate answer {gate.answer_at:.2f}, "
+        f"suggest {gate.suggest_at:.2f})\n"
+    )
+    print(
+        "| queries | n | auto right % | auto wrong % | suggest, one right % "
+        "| suggest, none right % | quiet % |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, tally in tallies.items():
+        print(tally.row(label))
+
+
+async def bm25_p1(store: Store, task: Task) -> tuple[float, float, int]:
+    """Plain BM25 P@1 of whole texts and of question parts (whole text where there is
+    none), and how many queries have a question part."""
+    whole = parts = with_part = 0
+    for query in task.queries:
+        ranked = await bm25_ranking(store, query)
+        whole += bool(ranked) and ranked[0] in query.relevant
+        part = question_part(query.text)
+        with_part += part is not None
+        if part is not None:
+            ranked = await bm25_ranking(store, replace(query, text=part))
+        parts += bool(ranked) and ranked[0] in query.relevant
+    n = max(len(task.queries), 1)
+    return whole / n, parts / n, with_part
+
+
+async def run(args: argparse.Namespace) -> int:
+    tasks: list[Task] = []
+    if args.semeval:
+        tasks += load_semeval(args.semeval)
+    if args.stackfaq:
+        tasks += load_stackfaq(args.stackfaq)
+    if not tasks:
+        print("give --semeval FILE and/or --stackfaq FILE", file=sys.stderr)
+        return 2
+    embedder = OnnxEmbedder.load(args.semantic) if args.semantic else None
+    with tempfile.TemporaryDirectory(prefix="copss-context-") as folder:
+        stores: dict[int, Store] = {}
+        for task in tasks:
+            if id(task.docs) not in stores:
+                store, _ = await build_store(Path(folder) / f"c{len(stores)}.db", task.docs)
+                if embedder is not None:
+                    index_corpus(store, task.docs, embedder)
+                stores[id(task.docs)] = store
+            store = stores[id(task.docs)]
+            whole, parts, with_part = await bm25_p1(store, task)
+            print(
+                f"\n## {task.dataset} {task.name}: {len(task.queries)} queries, "
+                f"{with_part} with a question part; plain BM25 P@1 whole {whole:.3f}, "
+                f"question part {parts:.3f}"
+            )
+            await measure(task, store, "lexical", LexicalMatcher(), Gate())
+            if embedder is not None and store.index is not None:
+                semantic = SemanticMatcher(embedder, store.index)
+                await measure(task, store, "semantic", semantic, SEMANTIC_GATE)
+        for store in stores.values():
+            await store.db.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--semeval", type=Path)
+    parser.add_argument("--stackfaq", type=Path)
+    parser.add_argument("--semantic", type=Path, help="a model folder (bench/prepare_model.py)")
+    return asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
