@@ -1,0 +1,146 @@
+"""Import speed: a synthetic Telegram Desktop export of N messages into a fresh SQLite file.
+
+    .venv/bin/python -m bench.import_speed [--messages 100000] [--dir /tmp/copss-import]
+
+Writes ``result.json`` (a supergroup: a third questions, a third replies answering them, a
+third unthreaded chat, some thanks and ✅ reactions), runs ``copss import telegram`` on it in a
+subprocess (COPSS_HOME in the folder: a fresh store with the search index maintained by its
+triggers) and reports messages/s and the child's peak RSS. For comparison it then inserts the
+same number of message rows with plain ``sqlite3`` ``executemany`` into a fresh file in the
+same run: the floor of what storing them can cost, without parsing, threads or the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TOPICS = [
+    ("register my bike against theft", "the police bike depot website"),
+    ("get a BSN number as a student", "the gemeente desk with your rental contract"),
+    ("buy cheap oat milk near the station", "the Lidl at Vredenburg"),
+    ("apply for a parking permit", "the municipality's online form"),
+    ("find a GP who takes new patients", "the zorgkaart site"),
+    ("open a bank account without a BSN", "bunq, it accepts a passport"),
+]
+
+
+def generate(path: Path, n: int, seed: int = 7) -> None:
+    """A single-chat Telegram Desktop export of ``n`` messages."""
+    rnd = random.Random(seed)
+    t0 = 1_600_000_000
+    with path.open("w", encoding="utf-8") as f:
+        f.write('{\n "name": "Expats NL",\n "type": "private_supergroup",\n "id": 1234567890,')
+        f.write('\n "messages": [')
+        for i in range(1, n + 1):
+            user = rnd.randrange(2000)
+            topic, answer = TOPICS[rnd.randrange(len(TOPICS))]
+            m: dict[str, object] = {
+                "id": i,
+                "type": "message",
+                "date": "2020-09-13T12:26:40",
+                "date_unixtime": str(t0 + i * 40),
+                "from": f"Member {user}",
+                "from_id": f"user{user}",
+            }
+            kind = i % 3
+            if kind == 1:
+                m["text"] = f"How do I {topic} in district {rnd.randrange(90)}?"
+            elif kind == 2:
+                m["text"] = [
+                    "Try ",
+                    {"type": "bold", "text": answer},
+                    f", it took me {i % 9} days.",
+                ]
+                m["reply_to_message_id"] = i - 1
+                if rnd.random() < 0.2:
+                    m["reactions"] = [
+                        {
+                            "type": "emoji",
+                            "count": 1,
+                            "emoji": "✅",
+                            "recent": [{"from_id": "user1"}],
+                        }
+                    ]
+            else:
+                m["text"] = rnd.choice(
+                    ["thanks, that worked!", "good morning all", f"same here, {answer} helped me"]
+                )
+            f.write(("\n  " if i == 1 else ",\n  ") + json.dumps(m, ensure_ascii=False))
+        f.write("\n ]\n}\n")
+
+
+def raw_sqlite(path: Path, n: int) -> float:
+    """Rows per second of plain sqlite3 executemany into a message-like table."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE message (id INTEGER PRIMARY KEY, channel_id INTEGER, platform_message_id "
+        "TEXT, member_id INTEGER, text TEXT, reply_to TEXT, sent_at TEXT, "
+        "UNIQUE (channel_id, platform_message_id))"
+    )
+    rows = [
+        (1, str(i), i % 2000, f"How do I register my bike number {i}?", None, "2020-09-13 12:26:40")
+        for i in range(1, n + 1)
+    ]
+    start = time.perf_counter()
+    for k in range(0, n, 1000):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO message (channel_id, platform_message_id, member_id, text, reply_to, "
+            "sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+            rows[k : k + 1000],
+        )
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return n / elapsed
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--messages", type=int, default=100_000)
+    p.add_argument("--dir", type=Path, default=Path("/tmp/copss-import-bench"))
+    args = p.parse_args()
+    folder: Path = args.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    export = folder / "result.json"
+    generate(export, args.messages)
+    home = folder / "home"
+    for suffix in ("", "-wal", "-shm"):
+        (home / f"copss.db{suffix}").unlink(missing_ok=True)
+    env = {**os.environ, "COPSS_HOME": str(home), "COPSS_FETCH_MODEL": "0"}
+    command = [sys.executable, "-m", "bot.cli", "import", "telegram", str(export), "--quiet"]
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+        return 1
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    size_mb = export.stat().st_size / 1e6
+    print(f"export: {args.messages} messages, {size_mb:.1f} MB")
+    print(f"command: COPSS_HOME={home} {' '.join(command[1:])}")
+    print(done.stdout.strip())
+    print(
+        f"copss import: {elapsed:.2f} s wall (process start, validation pass, import) = "
+        f"{args.messages / elapsed:,.0f} messages/s; peak RSS {peak_mb:.0f} MB"
+    )
+    raw = raw_sqlite(folder / "raw.db", args.messages)
+    print(f"raw sqlite3 executemany (1000 rows/transaction, same run): {raw:,.0f} rows/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
