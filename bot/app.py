@@ -135,7 +135,9 @@ class App:
         gate = gate_of(self.config, self.semantic is not None)
         matcher: Matcher = self.semantic.matcher() if self.semantic else LexicalMatcher()
         bridge = Bridge()
-        commands = build_commands(Services(matcher, gate, export_dir(self.config)))
+        commands = build_commands(
+            Services(matcher, gate, export_dir(self.config), self.config.report.official_domains)
+        )
         adapters = (
             self._adapters
             if self._adapters is not None

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.config import DEFAULT_OFFICIAL_DOMAINS
 from bot.core import Context
 from bot.events import CommandEvent
 from bot.features.settings import CommunitySettings
@@ -24,6 +25,8 @@ class Services:
     matcher: Matcher
     gate: Gate
     export_dir: Path
+    #: Sites that count as official sources in ``stats`` (config ``report.official_domains``).
+    official_domains: tuple[str, ...] = DEFAULT_OFFICIAL_DOMAINS
 
 
 @dataclass

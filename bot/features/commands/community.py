@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -13,20 +12,22 @@ from bot.features.commands.base import Command, Invocation, UsageError, split_wo
 from bot.features.commands.member import thread_for_reply
 from bot.features.indexing import reindex_community
 from bot.features.settings import ANSWER_AT, SUGGEST_AT, SYNONYMS, update_settings
+from bot.report.metrics import ALL, community_health
+from bot.report.official import OfficialSources
 from faq.normalize import clean
 from storage.models import (
     AuditLog,
     Channel,
-    Member,
     Message,
     OutboxMessage,
     Suggestion,
-    Thread,
 )
 from storage.repos.conversation import ConversationRepo
 from storage.repos.threads import ThreadRepo
 
 LEVELS = {"answer": ANSWER_AT, "suggest": SUGGEST_AT}
+#: The period ``stats`` sums up (``copss report`` has every week).
+STATS_PERIOD = timedelta(days=30)
 
 
 def _describe_levels(inv: Invocation) -> str:
@@ -104,30 +105,50 @@ async def synonyms(inv: Invocation) -> str:
     return f"Synonyms updated; re-indexed {count} of this community's questions and entries."
 
 
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.0%}"
+
+
+def _hour_ranges(hours: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``00-02, 05``."""
+    runs: list[list[int]] = []
+    for h in hours:
+        if runs and runs[-1][-1] == h - 1:
+            runs[-1].append(h)
+        else:
+            runs.append([h])
+    return ", ".join(f"{r[0]:02d}" if len(r) == 1 else f"{r[0]:02d}-{r[-1]:02d}" for r in runs)
+
+
 async def stats(inv: Invocation) -> str:
-    """The short community health summary."""
+    """The short community health summary: the last 30 days of ``copss report``."""
     s = inv.ctx.session
     cid = inv.community.id
-    counts = await ThreadRepo(s).status_counts(cid)
-    asked = sum(n for status, n in counts.items() if status != "deleted")
-    answered = counts.get("answered", 0) + counts.get("solved", 0)
-    rate = f"{answered / asked:.0%}" if asked else "n/a"
-    waits = (
-        await s.execute(
-            select(Thread.asked_at, Thread.first_answer_at).where(
-                Thread.community_id == cid, Thread.first_answer_at.is_not(None)
-            )
-        )
-    ).all()
-    hours = [max(0.0, (b - a).total_seconds() / 3600) for a, b in waits if a and b]
-    median = f"{statistics.median(hours):.1f} h" if hours else "n/a"
-    since = datetime.now(UTC) - timedelta(days=30)
-    active = await s.scalar(
-        select(func.count(func.distinct(Message.member_id)))
-        .join(Channel, Message.channel_id == Channel.id)
-        .join(Member, Message.member_id == Member.id)
-        .where(Channel.community_id == cid, Message.sent_at >= since, Member.is_bot.is_(False))
+    now = datetime.now(UTC)
+    health = await community_health(
+        s, cid, OfficialSources(inv.services.official_domains), since=now - STATS_PERIOD, now=now
     )
+    f = health.figures[ALL]
+    median = f.median_hours_to_first_answer
+    lines = [
+        f"Last 30 days. Questions: {f.questions}; answered: {f.answered} "
+        f"({_pct(f.answered_share)}); solved: {f.solved}; still open: {f.unanswered}.",
+        f"Median time to a first answer: {'n/a' if median is None else f'{median:.1f} h'}. "
+        f"Members active in 30 days: {f.members_active}.",
+        f"Askers: {f.askers}; answerers: {f.answerers}; the top 10% of answerers gave "
+        f"{_pct(f.top_answerers_share)} of {f.answers} answers; "
+        f"{_pct(f.official_share)} cite an official source. Newcomers: {f.newcomers}, "
+        f"{f.newcomers_returned} came back.",
+    ]
+    silent = health.hours[ALL].without_answers
+    if f.answers and silent:
+        lines.append(f"Hours (UTC) nobody answered: {_hour_ranges(silent)}.")
+    if len(health.platforms) > 1:
+        per = [
+            f"{p} {health.figures[p].questions} ({_pct(health.figures[p].answered_share)} answered)"
+            for p in health.platforms
+        ]
+        lines.append(f"Questions per platform: {', '.join(per)}.")
     feedback = dict(
         (
             await s.execute(
@@ -160,14 +181,13 @@ async def stats(inv: Invocation) -> str:
             .limit(1)
         )
         undelivered += f" (last: {(last or 'no reason recorded')[:200]})"
-    return (
-        f"Questions: {asked}; answered: {answered} ({rate}); solved: {counts.get('solved', 0)}; "
-        f"still open: {counts.get('open', 0)}.\n"
-        f"Median time to a first answer: {median}. Members active in 30 days: {active or 0}.\n"
+    lines += [
         f"Suggestions rated helpful: {feedback.get('helpful', 0)}, "
-        f"not helpful: {feedback.get('not_helpful', 0)}.\n"
-        f"{undelivered}."
-    )
+        f"not helpful: {feedback.get('not_helpful', 0)}.",
+        f"{undelivered}.",
+        "Every figure by week and platform, topics and the questions waiting: copss report.",
+    ]
+    return "\n".join(lines)
 
 
 async def audit(inv: Invocation) -> str:
