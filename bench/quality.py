@@ -43,7 +43,7 @@ from sqlalchemy import insert, select, text, update
 from faq.embedding import Embedder, OnnxEmbedder
 from faq.matcher import Features, Gate, LexicalMatcher, Match, Scored, Weights, to_match
 from faq.normalize import clean, search_text
-from faq.semantic import SEMANTIC_WEIGHTS, SemanticMatcher
+from faq.semantic import SEMANTIC_GATE, SEMANTIC_WEIGHTS, SemanticMatcher
 from faq.vector_index import VectorIndex
 from storage.engine import Database, sqlite_url
 from storage.migrations import DEFAULT_COMMUNITY, upgrade
@@ -79,6 +79,9 @@ class Query:
     text: str
     relevant: frozenset[str]
     itself: str | None = None
+    #: The thread the query belongs to (StackFAQ: its thread; Qatar Living: the new question
+    #: itself): cross-validation splits by it, so no thread is on both sides.
+    thread: str = ""
 
 
 @dataclass
@@ -141,7 +144,7 @@ def load_semeval(path: Path) -> list[Task]:
             itself = q if q in docs else None
             relevant = frozenset(keys - {q})
             if relevant:
-                queries.append(Query(q, relevant, itself))
+                queries.append(Query(q, relevant, itself, thread=q))
         tasks.append(Task("Qatar Living", name, corpus, queries))
     return tasks
 
@@ -164,11 +167,12 @@ def load_stackfaq(path: Path) -> list[Task]:
             doc = Doc(f"r{i}.{j}", (reph,))
             rephrasings.append(doc)
             members[i].append(doc.key)
-    task1 = [Query(d.text, frozenset({f"t{d.key[1:].split('.')[0]}"})) for d in rephrasings]
-    task2 = []
+    task1, task2 = [], []
     for d in rephrasings:
         thread = int(d.key[1:].split(".")[0])
-        task2.append(Query(d.text, frozenset(k for k in members[thread] if k != d.key), d.key))
+        task1.append(Query(d.text, frozenset({f"t{thread}"}), thread=f"s{thread}"))
+        others = frozenset(k for k in members[thread] if k != d.key)
+        task2.append(Query(d.text, others, d.key, thread=f"s{thread}"))
     return [
         Task("StackFAQ", "reph->title", titles, task1),
         Task("StackFAQ", "leave-one-out", titles + rephrasings, task2),
@@ -266,6 +270,15 @@ def index_corpus(store: Store, docs: Sequence[Doc], embedder: Embedder) -> float
 
 async def bm25_ranking(store: Store, query: Query) -> list[str]:
     """Plain FTS5: every cleaned query word OR-ed, best ``bm25()`` first."""
+    return [k for k, _ in await bm25_scored(store, query)]
+
+
+async def bm25_scored(
+    store: Store, query: Query, *, remove: frozenset[str] = frozenset()
+) -> list[tuple[str, float]]:
+    """Plain FTS5 ranking with its scores (``-bm25()``, larger is better), best first; the
+    ``remove`` keys are left out (as copss's no-match runs take them out of the index; the
+    index statistics keep them, as copss's FTS table does for deleted threads)."""
     words = clean(query.text).split()
     if not words:
         return []
@@ -273,13 +286,15 @@ async def bm25_ranking(store: Store, query: Query) -> list[str]:
     async with store.db.session() as s:
         rows = await s.execute(
             text(
-                "SELECT rowid FROM search_fts WHERE search_fts MATCH :q "
+                "SELECT rowid, -bm25(search_fts) FROM search_fts WHERE search_fts MATCH :q "
                 "ORDER BY bm25(search_fts) LIMIT :n"
             ),
-            {"q": fts, "n": TOP + 1},
+            {"q": fts, "n": TOP + 1 + len(remove)},
         )
-        keys = [store.keys.get(int(r) // 2) for (r,) in rows.all()]
-    return [k for k in keys if k is not None and k != query.itself][:TOP]
+        found = [(store.keys.get(int(r) // 2), float(score)) for r, score in rows.all()]
+    return [
+        (k, score) for k, score in found if k is not None and k != query.itself and k not in remove
+    ][:TOP]
 
 
 def fuzzy_ranking(
@@ -338,6 +353,10 @@ class GateRun:
     task: Task
     normal: list[tuple[Ranked, frozenset[str]]] = field(default_factory=list)
     nomatch: list[tuple[Ranked, frozenset[str]]] = field(default_factory=list)
+    #: Plain BM25's matches (kind ``thread``, score = ``-bm25()``) for the same queries, when
+    #: the run also measures a gate on the BM25 score (``--gate-cv``).
+    bm25_normal: list[list[tuple[str, Match]]] = field(default_factory=list)
+    bm25_nomatch: list[list[tuple[str, Match]]] = field(default_factory=list)
 
 
 def rescore(matcher: LexicalMatcher, ranked: Ranked) -> Ranked:
@@ -407,9 +426,11 @@ async def evaluate(
     methods: Sequence[str],
     folder: Path,
     embedder: Embedder | None = None,
+    bm25_gate: bool = False,
 ) -> tuple[dict[tuple[str, str, str], Quality], dict[str, list[GateRun]], dict[str, float]]:
     """Run every method on every task; returns qualities keyed (dataset, task, method), the
-    gate runs of copss's matchers (by method), and seconds per method."""
+    gate runs of copss's matchers (by method; with ``bm25_gate``, also plain BM25's scored
+    matches for the same queries), and seconds per method."""
     quality: dict[tuple[str, str, str], Quality] = {}
     runs: dict[str, list[GateRun]] = {}
     seconds: dict[str, float] = {}
@@ -435,6 +456,20 @@ async def evaluate(
                         assert embedder is not None and store.index is not None
                         ranker = SemanticMatcher(embedder, store.index)
                     run = GateRun(task)
+                    if bm25_gate:
+                        for query in task.queries:
+                            gone = query.relevant | ({query.itself} if query.itself else set())
+                            for remove, into in (
+                                (frozenset(), run.bm25_normal),
+                                (frozenset(gone), run.bm25_nomatch),
+                            ):
+                                found_bm25 = await bm25_scored(store, query, remove=remove)
+                                into.append(
+                                    [
+                                        (k, Match("thread", store.ids[k], v, "bm25"))
+                                        for k, v in found_bm25
+                                    ]
+                                )
                     for query in task.queries:
                         found = await copss_ranked(store, ranker, query)
                         ranked = [(store.key_of(to_match(x)), x) for x in found]
@@ -516,7 +551,7 @@ def calibrate(runs: Sequence[GateRun], base: Gate) -> str:
     chosen_pooled: float | None = None
     for step in range(30, 100):
         at = step / 100
-        gate = Gate(answer_at=at, suggest_at=min(base.suggest_at, at), margin=base.margin)
+        gate = replace(base, answer_at=at, suggest_at=min(base.suggest_at, at))
         cells, ok = [], True
         for run in runs:
             n, x = gate_figures(run, gate)
@@ -554,14 +589,14 @@ def calibrate(runs: Sequence[GateRun], base: Gate) -> str:
     chosen_suggest: float | None = None
     for step in range(20, 80):
         at = step / 100
-        gate = Gate(answer_at=max(base.answer_at, at), suggest_at=at, margin=base.margin)
+        gate = replace(base, answer_at=max(base.answer_at, at), suggest_at=at)
         replied = [gate_figures(run, gate)[1] for run in strict_runs]
         if all(x.share(x.n - x.quiet) <= 0.10 for x in replied):
             chosen_suggest = at
             break
     for step in range(20, 80, 5):
         at = step / 100
-        gate = Gate(answer_at=max(base.answer_at, at), suggest_at=at, margin=base.margin)
+        gate = replace(base, answer_at=max(base.answer_at, at), suggest_at=at)
         cells = []
         for run in runs:
             n, x = gate_figures(run, gate)
@@ -748,11 +783,10 @@ async def run(args: argparse.Namespace) -> int:
         print(f"model {embedder.model_id} loaded in {time.perf_counter() - started:.2f} s")
     elif "semantic" in methods:
         methods.remove("semantic")
-    gate = Gate()
     with tempfile.TemporaryDirectory(prefix="copss-bench-") as folder:
         matcher = LexicalMatcher(candidates=args.candidates)
         quality, by_method, seconds = await evaluate(
-            tasks, matcher, methods, Path(folder), embedder
+            tasks, matcher, methods, Path(folder), embedder, bm25_gate=args.gate_cv
         )
     for task in tasks:
         print(f"{task.dataset} {task.name}: {len(task.docs)} docs, {len(task.queries)} queries")
@@ -763,6 +797,7 @@ async def run(args: argparse.Namespace) -> int:
         "seconds per method (all tasks): " + ", ".join(f"{m} {s:.1f}" for m, s in seconds.items())
     )
     for method, runs in by_method.items():
+        gate = SEMANTIC_GATE if method == "semantic" else Gate()
         print()
         print(f"## {METHOD_NAMES[method]}")
         if method == "semantic":
@@ -782,6 +817,13 @@ async def run(args: argparse.Namespace) -> int:
         if args.fit:
             print()
             print(refit_report(runs))
+    if args.gate_cv:
+        from bench.gate_cv import report
+
+        print()
+        print("## Gates cross-validated by thread (fit on one half, measured on the other)")
+        print()
+        print(report(by_method))
     return 0
 
 
@@ -811,6 +853,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fit",
         action="store_true",
         help="fit the blend weights on each dataset and validate on the other",
+    )
+    parser.add_argument(
+        "--gate-cv",
+        action="store_true",
+        help="fit the gates of copss semantic, copss lexical and a plain BM25 score on half of "
+        "each dataset's threads and measure them on the other half (bench/gate_cv.py)",
     )
     return asyncio.run(run(parser.parse_args(argv)))
 

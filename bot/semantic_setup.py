@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.config import Config
@@ -68,13 +68,14 @@ def _progress(name: str) -> Callable[[int, int], None]:
 
 def gate_of(config: Config, semantic: bool) -> Gate:
     """The confidence gate: the config's levels where set, else those calibrated for the
-    matcher in use."""
+    matcher in use; what the levels are compared with (the cosine with semantic matching, the
+    confidence without) and the margin are the matcher's."""
     m = config.matching
     base = SEMANTIC_GATE if semantic else Gate()
-    return Gate(
+    return replace(
+        base,
         answer_at=m.answer_at if m.answer_at is not None else base.answer_at,
         suggest_at=m.suggest_at if m.suggest_at is not None else base.suggest_at,
-        margin=base.margin,
         max_suggestions=m.max_suggestions,
     )
 

@@ -530,8 +530,11 @@ class Decision:
     reason: str = ""
 
 
-#: Candidates whose embeddings are at least this close to the best one's are copies of it.
-NEAR_COPY = 0.9
+#: Candidates whose embeddings are at least this close to the best one's say the same thing (the
+#: same question asked again, another wording of it): they lead to the same answer, so they are
+#: not its rival. Chosen on StackFAQ (``bench.quality --gate-cv``): leave-one-out auto-answers
+#: more at 0.85 than at 0.9, and Qatar Living loses nothing above 0.8.
+NEAR_COPY = 0.85
 
 #: A candidate whose best line says what the question says, word for word near enough: the
 #: runner-up margin does not apply to it (a sibling FAQ entry scoring close behind must not turn
@@ -548,62 +551,91 @@ def near_exact(match: Match) -> bool:
     )
 
 
+#: What a gate's levels are compared with: the matcher's confidence (``Match.score``, the
+#: logistic blend) or the sentence-embedding cosine of the match (semantic matching).
+Basis = Literal["confidence", "cosine"]
+
+
 @dataclass(frozen=True)
 class Gate:
-    """Auto-answer above ``answer_at`` (when clearly ahead of the runner-up), suggest up to
-    ``max_suggestions`` above ``suggest_at``, otherwise stay quiet.
+    """Auto-answer when the best match's level is at least ``answer_at`` and at least ``margin``
+    ahead of the best *different* answer; suggest up to ``max_suggestions`` at or above
+    ``suggest_at``; otherwise stay quiet.
 
-    The defaults are calibrated by ``python -m bench.quality --calibrate``: ``answer_at`` is the
-    lowest threshold at which wrong auto-answers (including answers to questions the store
-    cannot answer) stay at or under 5% of auto-answers on every benchmark task; ``suggest_at``
-    the lowest at which at most 10% of unanswerable questions still get suggestions (Qatar
-    Living, StackFAQ rephrasing -> title). See ``docs/benchmarks.md``.
+    The level is ``basis``: the confidence (lexical matching; the defaults here are calibrated
+    by ``python -m bench.quality --calibrate``: ``answer_at`` the lowest threshold at which wrong
+    auto-answers, answers to questions the store cannot answer included, stay at or under 5% of
+    auto-answers on every task; ``suggest_at`` the lowest at which at most 10% of unanswerable
+    questions still get suggestions) or the cosine of the sentence embeddings (semantic
+    matching: :data:`faq.semantic.SEMANTIC_GATE`, cross-validated by ``--gate-cv``). The
+    matches stay in the matcher's order; only what is compared changes. A candidate is a rival
+    unless it is the best one again or a near-copy of it (:data:`NEAR_COPY`). See
+    ``docs/benchmarks.md``.
     """
 
     answer_at: float = 0.82
     suggest_at: float = 0.42
     margin: float = 0.05
     max_suggestions: int = 3
+    basis: Basis = "confidence"
+
+    def level(self, match: Match) -> float:
+        """What the thresholds are compared with for ``match``."""
+        if self.basis == "cosine":
+            return dict(match.signals).get("cosine", 0.0)
+        return match.score
+
+    def rival(self, matches: Sequence[Match]) -> Match | None:
+        """The best-levelled candidate after the first that is a different answer: not the
+        same item again and not a near-copy of it."""
+        top = matches[0]
+        rivals = [
+            m
+            for m in matches[1:]
+            if (m.kind, m.ref_id) != (top.kind, top.ref_id)
+            and dict(m.signals).get("near_best", 0.0) < NEAR_COPY
+        ]
+        return max(rivals, key=self.level, default=None)
 
     def decide(self, matches: list[Match]) -> Decision:
         """Apply the thresholds to matches sorted best first."""
         if not matches:
             return Decision("quiet", (), "nothing in the store shares a word with it")
         top = matches[0]
-        if top.score < self.suggest_at:
+        best = self.level(top)
+        # Say what is compared, so a level read in the reason is the one an admin sets.
+        what = "cosine" if self.basis == "cosine" else "confidence"
+        if best < self.suggest_at:
             return Decision(
                 "quiet",
                 (),
-                f"best {top.score:.2f} is below the suggest level {self.suggest_at:.2f}",
+                f"best {what} {best:.2f} is below the suggest level {self.suggest_at:.2f}",
             )
-        # The margin is to the best *different* answer: a near-copy of the top item (the same
-        # question asked twice) is not a rival to it.
-        rivals = [m for m in matches[1:] if dict(m.signals).get("near_best", 0.0) < NEAR_COPY]
-        second = rivals[0] if rivals else None
-        runner_up = second.score if second is not None else 0.0
-        if top.score >= self.answer_at:
-            if top.score - runner_up >= self.margin:
+        second = self.rival(matches)
+        ahead = best - (self.level(second) if second is not None else 0.0)
+        if best >= self.answer_at:
+            if ahead >= self.margin:
                 return Decision(
                     "answer",
                     (top,),
-                    f"best {top.score:.2f} is above the answer level {self.answer_at:.2f} and "
-                    f"{top.score - runner_up:.2f} ahead of the next",
+                    f"best {what} {best:.2f} is above the answer level {self.answer_at:.2f} and "
+                    f"{ahead:.2f} ahead of the next different answer (margin {self.margin:.2f})",
                 )
             if near_exact(top) and not (second is not None and near_exact(second)):
                 return Decision(
                     "answer",
                     (top,),
-                    f"best {top.score:.2f} is above the answer level {self.answer_at:.2f} and "
+                    f"best {what} {best:.2f} is above the answer level {self.answer_at:.2f} and "
                     "is the question itself, nearly word for word",
                 )
             why = (
-                f"best {top.score:.2f} is above the answer level but only "
-                f"{top.score - runner_up:.2f} ahead of the next (margin {self.margin:.2f})"
+                f"best {what} {best:.2f} is above the answer level {self.answer_at:.2f} but only "
+                f"{ahead:.2f} ahead of the next different answer (margin {self.margin:.2f})"
             )
         else:
             why = (
-                f"best {top.score:.2f} is between the suggest level {self.suggest_at:.2f} and "
+                f"best {what} {best:.2f} is between the suggest level {self.suggest_at:.2f} and "
                 f"the answer level {self.answer_at:.2f}"
             )
-        kept = tuple(m for m in matches[: self.max_suggestions] if m.score >= self.suggest_at)
+        kept = tuple(m for m in matches[: self.max_suggestions] if self.level(m) >= self.suggest_at)
         return Decision("suggest", kept, why)

@@ -46,10 +46,13 @@ SEMANTIC_WEIGHTS = Weights(
 #: matcher's weights (fitted and calibrated on words alone).
 FALLBACK_WEIGHTS = Weights()
 
-#: The gate calibrated for these weights (``bench.quality --semantic --calibrate``): the lowest
-#: answer level with at most 5% wrong auto-answers on every task, and the lowest suggest level
-#: at which at most 10% of questions the store cannot answer still get suggestions.
-SEMANTIC_GATE = Gate(answer_at=0.81, suggest_at=0.63)
+#: The semantic gate reads the cosine of the best match and its margin to the best different
+#: answer (the blend above only ranks). Fitted on StackFAQ by ``bench.quality --semantic
+#: --gate-cv``, cross-validated by thread (docs/benchmarks.md): the answer level and margin that
+#: auto-answer the most with at most 5% wrong auto-answers (questions the store cannot answer
+#: counted), and the lowest suggest level at which at most 10% of those questions get
+#: suggestions.
+SEMANTIC_GATE = Gate(answer_at=0.73, suggest_at=0.58, margin=0.0, basis="cosine")
 
 
 class VectorSearch(Protocol):
