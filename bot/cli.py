@@ -178,6 +178,8 @@ async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
         print(f"{row['score']:.3f}  [{row['kind']} {row['id']}] {row['title']}")
         if row["source"]:
             print(f"       {row['source']}")
+        # The score's parts (cosine, lexical similarities, signals): what the gate read.
+        print(f"       {row['why']}")
     doing = {"answer": "answer with the first", "suggest": "suggest", "quiet": "stay quiet"}
     print(f"copss would {doing[decision.mode]}: {decision.reason}.")
     return 0

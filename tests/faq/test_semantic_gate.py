@@ -133,3 +133,12 @@ async def test_the_tiny_encoder_question_itself_is_answered(db: Database, tmp_pa
         )
     decision = SEMANTIC_GATE.decide(matches)
     assert decision.mode == "answer" and "best cosine 1.00" in decision.reason
+
+
+def test_copss_ask_shows_the_score_parts_and_the_reason(tmp_path: Path) -> None:
+    from tests.test_cli import copss
+
+    out = copss(tmp_path, "ask", "How do I apply for DigiD?")
+    assert out.returncode == 0, out.stderr
+    assert "bm25 " in out.stdout and "coverage " in out.stdout
+    assert "copss would answer with the first: best confidence" in out.stdout
