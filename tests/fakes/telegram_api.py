@@ -57,12 +57,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.telegram_html import HTMLParseError, parse_html
 
 JSONDict: TypeAlias = dict[str, Any]
 """A decoded JSON object."""
@@ -291,6 +292,15 @@ class RateLimits:
     #: Divides every window (1 s per chat, 60 s per group, 1 s overall) so tests can check
     #: pacing at Telegram's ratios without waiting minutes.
     time_scale: float = 1.0
+    #: Flood control escalation (None: off). Like Telegram, a chat (or the bot as a whole)
+    #: that was answered 429 is then blocked for the ``retry_after`` it was told (divided by
+    #: ``time_scale``, so a client that waits what it was told never runs into the block);
+    #: a request in that time, or another offence within ``cooldown`` seconds (divided by
+    #: ``time_scale``) of the last, multiplies the first offence's ``retry_after`` by this
+    #: factor per strike, up to ``max_retry_after``.
+    escalation: float | None = None
+    cooldown: float = 60.0
+    max_retry_after: int = 3600
 
 
 @dataclass(frozen=True)
@@ -302,6 +312,20 @@ class RateLimitViolation:
     chat_id: int
     at: float
     retry_after: int
+    #: The request came while a flood wait it had been told about was still running.
+    during_wait: bool = False
+    #: Earlier offences that escalated this ``retry_after`` (0: not escalated).
+    strikes: int = 0
+
+
+@dataclass
+class _FloodWait:
+    """A chat's (or the bot's) flood wait under escalating flood control."""
+
+    until: float = 0.0
+    strikes: int = 0
+    last: float = -math.inf
+    base: int = 1  # the retry_after of the first offence, which strikes multiply
 
 
 DEFAULT_RATE_LIMITED_METHODS = frozenset(
@@ -335,76 +359,16 @@ DEFAULT_RATE_LIMITED_METHODS = frozenset(
 # --------------------------------------------------------------------------------------------
 
 
-#: The tags of Telegram's HTML parse mode.
-_HTML_TAGS = frozenset(
-    {
-        "a",
-        "b",
-        "blockquote",
-        "code",
-        "del",
-        "em",
-        "i",
-        "ins",
-        "pre",
-        "s",
-        "span",
-        "strike",
-        "strong",
-        "tg-emoji",
-        "tg-spoiler",
-        "u",
-    }
-)
-_STRAY_LT_RE = re.compile(r"<(?!/?[A-Za-z][A-Za-z-]*[\s/>])")
-
-
-class _EntityText(HTMLParser):
-    """The text of an HTML-parse-mode message as Telegram keeps it: tags removed, entities
-    decoded; ``problem`` is set the way Telegram refuses what it cannot parse."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.open: list[str] = []
-        self.problem: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in _HTML_TAGS:
-            self.problem = self.problem or f'Unsupported start tag "{tag}"'
-        self.open.append(tag)
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.problem = self.problem or f'Unsupported start tag "{tag}"'
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self.open or self.open[-1] != tag:
-            expected = f', expected "</{self.open[-1]}>"' if self.open else ""
-            self.problem = self.problem or f'Unmatched end tag{expected}, found "</{tag}>"'
-            return
-        self.open.pop()
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
 def entity_text(text: str, parse_mode: str | None) -> str:
     """The text Telegram keeps of a message sent with ``parse_mode`` (what its length limit
-    counts); raises :class:`TelegramAPIError` where Telegram cannot parse the HTML."""
+    counts); raises :class:`TelegramAPIError` with Telegram's "can't parse entities" text
+    where Telegram cannot parse the HTML (see :mod:`tests.fakes.telegram_html`)."""
     if (parse_mode or "").upper() != "HTML":
         return text  # Markdown modes are not modelled: their markup counts (stricter)
-    if _STRAY_LT_RE.search(text):
-        raise TelegramAPIError(
-            400, "Bad Request: can't parse entities: Unsupported start tag at byte offset"
-        )
-    parser = _EntityText()
-    parser.feed(text)
-    parser.close()
-    if parser.open and parser.problem is None:
-        parser.problem = f'Can\'t find end tag corresponding to start tag "{parser.open[-1]}"'
-    if parser.problem is not None:
-        raise TelegramAPIError(400, f"Bad Request: can't parse entities: {parser.problem}")
-    return "".join(parser.parts)
+    try:
+        return parse_html(text).text
+    except HTMLParseError as exc:
+        raise TelegramAPIError(400, f"Bad Request: can't parse entities: {exc}") from None
 
 
 def _utf16_len(text: str) -> int:
@@ -552,6 +516,8 @@ class FakeTelegramAPI:
         self._global_sends: deque[float] = deque()
         self.rate_limit_violations: int = 0
         self.rate_limit_log: list[RateLimitViolation] = []
+        self._flood_waits: dict[int | str, _FloodWait] = {}
+        self._parse_modes: dict[tuple[int, int], str | None] = {}
 
         self._methods: dict[str, tuple[str, MethodHandler]] = {}
         for name, handler in (
@@ -797,6 +763,9 @@ class FakeTelegramAPI:
         tolerance: float = 0.05,
         methods: Iterable[str] | None = None,
         time_scale: float = 1.0,
+        escalation: float | None = None,
+        cooldown: float = 60.0,
+        max_retry_after: int = 3600,
     ) -> None:
         """Answer 429 (with ``retry_after``) when the bot exceeds Telegram's flood limits.
 
@@ -806,6 +775,13 @@ class FakeTelegramAPI:
         sliding second overall.  Every refused request increments
         :attr:`rate_limit_violations` and is logged in :attr:`rate_limit_log`.  Refused
         requests do not consume quota.
+
+        With ``escalation`` (a factor > 1) flood control escalates like Telegram's under
+        sustained flooding: a chat answered 429 (or every chat, after the overall limit) is
+        blocked for the ``retry_after`` it was told; a request during that wait, or another
+        offence within ``cooldown`` seconds of the last, is refused with ``retry_after``
+        multiplied by ``escalation`` per strike (up to ``max_retry_after``). Windows and waits
+        are divided by ``time_scale``; ``retry_after`` is whole seconds, as on Telegram.
         """
         self._rate_limits = RateLimits(
             per_chat_per_sec=per_chat_per_sec,
@@ -815,7 +791,11 @@ class FakeTelegramAPI:
             tolerance=tolerance,
             methods=frozenset(methods) if methods is not None else DEFAULT_RATE_LIMITED_METHODS,
             time_scale=time_scale,
+            escalation=escalation,
+            cooldown=cooldown,
+            max_retry_after=max_retry_after,
         )
+        self._flood_waits.clear()
         self._chat_buckets.clear()
         self._group_sends.clear()
         self._global_sends.clear()
@@ -1092,6 +1072,23 @@ class FakeTelegramAPI:
     def sent_texts(self, chat_id: int | None = None) -> list[str]:
         """Texts of :meth:`sent_messages`."""
         return [str(m.get("text", "")) for m in self.sent_messages(chat_id)]
+
+    def shown_text(self, chat_id: int, message_id: int) -> str | None:
+        """What members see of a message the bot sent (or last edited): its text after
+        Telegram parsed the ``parse_mode`` it was sent with (tags gone, ``&lt;`` a ``<``)."""
+        stored = self._messages.get((chat_id, message_id))
+        if stored is None:
+            return None
+        mode = self._parse_modes.get((chat_id, message_id))
+        return parse_html(stored["text"]).text if (mode or "").upper() == "HTML" else stored["text"]
+
+    def shown_texts(self, chat_id: int) -> list[str]:
+        """:meth:`shown_text` of every message the bot sent to ``chat_id`` and that still
+        exists, in order (with later edits)."""
+        shown = (
+            self.shown_text(chat_id, int(m["message_id"])) for m in self.sent_messages(chat_id)
+        )
+        return [text for text in shown if text is not None]
 
     def message(self, chat_id: int, message_id: int) -> JSONDict | None:
         """Current state of a stored message, or ``None`` if unknown/deleted."""
@@ -1519,10 +1516,22 @@ class FakeTelegramAPI:
         rate = limits.per_chat_per_sec * scale
         minute, second = 60.0 / scale, 1.0 / scale
         violation: tuple[Literal["per_chat", "per_group", "global"], float] | None = None
+        during_wait = False
+        if limits.escalation is not None:
+            # A chat (or the whole bot) still in a flood wait is refused whatever its quota.
+            waits: list[tuple[int | str, Literal["per_chat", "global"]]] = [
+                (chat_id, "per_chat"),
+                ("global", "global"),
+            ]
+            for key, kind in waits:
+                wait = self._flood_waits.get(key)
+                if wait is not None and now < wait.until:
+                    violation, during_wait = (kind, wait.until - now), True
+                    break
 
         tokens, last = self._chat_buckets.get(chat_id, (limits.per_chat_burst, now))
         tokens = min(limits.per_chat_burst, tokens + (now - last) * rate)
-        if tokens < 1.0 - tol * rate:
+        if violation is None and tokens < 1.0 - tol * rate:
             violation = ("per_chat", (1.0 - tokens) / rate)
 
         is_group = chat_id < 0 and self._chats.get(chat_id, {}).get("type") != "channel"
@@ -1541,6 +1550,11 @@ class FakeTelegramAPI:
 
         if violation is not None:
             retry_after = max(1, math.ceil(violation[1]))
+            strikes = 0
+            if limits.escalation is not None:
+                retry_after, strikes = self._escalate(
+                    "global" if violation[0] == "global" else chat_id, retry_after, now
+                )
             self.rate_limit_violations += 1
             self.rate_limit_log.append(
                 RateLimitViolation(
@@ -1549,6 +1563,8 @@ class FakeTelegramAPI:
                     chat_id=chat_id,
                     at=now,
                     retry_after=retry_after,
+                    during_wait=during_wait,
+                    strikes=strikes,
                 )
             )
             raise TelegramAPIError(
@@ -1561,6 +1577,28 @@ class FakeTelegramAPI:
         if group_window is not None:
             group_window.append(now)
         self._global_sends.append(now)
+
+    def _escalate(self, key: int | str, retry_after: int, now: float) -> tuple[int, int]:
+        """The escalated ``retry_after`` of an offence by ``key`` (a chat id or "global") and
+        its strikes; starts the flood wait it announces."""
+        limits = self._rate_limits
+        assert limits is not None and limits.escalation is not None
+        wait = self._flood_waits.setdefault(key, _FloodWait())
+        recent = now < wait.until or now - wait.last <= limits.cooldown / limits.time_scale
+        if recent:
+            wait.strikes += 1
+        else:
+            wait.strikes, wait.base = 0, retry_after
+        wait.last = now
+        grown = math.ceil(wait.base * limits.escalation**wait.strikes)
+        retry_after = max(1, min(limits.max_retry_after, grown))
+        wait.until = now + retry_after / limits.time_scale
+        return retry_after, wait.strikes
+
+    def flood_wait(self, key: int | str) -> float:
+        """Seconds (scaled, monotonic) left of the flood wait of a chat id or "global"."""
+        wait = self._flood_waits.get(key)
+        return max(0.0, wait.until - time.monotonic()) if wait is not None else 0.0
 
     # ------------------------------------------------------------------ parameter helpers
 
@@ -1802,6 +1840,7 @@ class FakeTelegramAPI:
             message["reply_markup"] = markup
 
         self._messages[(chat_id, message["message_id"])] = copy.deepcopy(message)
+        self._parse_modes[(chat_id, message["message_id"])] = params.get("parse_mode")
         self._sent.append(copy.deepcopy(message))
         return message
 
@@ -1827,6 +1866,7 @@ class FakeTelegramAPI:
             )
         stored["text"] = text
         stored["edit_date"] = self._now()
+        self._parse_modes[(chat_id, message_id)] = params.get("parse_mode")
         entities = params.get("entities")
         if isinstance(entities, list) and entities and not params.get("parse_mode"):
             stored["entities"] = entities
