@@ -1,0 +1,20 @@
+"""The import stores exactly the rows it stored before its storage path was rewritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.importing.snapshot import GOLDEN, TABLES, build
+
+
+async def test_import_writes_the_rows_of_the_snapshot(tmp_path: Path) -> None:
+    expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    found = json.loads(json.dumps(await build(tmp_path), ensure_ascii=False))
+    assert found["stats"] == expected["stats"]
+    for table in TABLES:
+        assert found[table]["columns"] == expected[table]["columns"], table
+        for got, want in zip(found[table]["rows"], expected[table]["rows"], strict=False):
+            assert got == want, table
+        assert len(found[table]["rows"]) == len(expected[table]["rows"]), table
+    assert found["search_fts"] == expected["search_fts"]
