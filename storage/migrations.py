@@ -206,6 +206,18 @@ def _embeddings(conn: Connection) -> None:
     )
 
 
+def _suggestion_levels(conn: Connection) -> None:
+    # Each suggestion keeps the level the gate compared (the confidence, or the cosine under
+    # semantic matching) and which of the two it was: the ✅/❌ on copss's answers then tell
+    # each community's gate where its answer level belongs. Older rows have neither and teach
+    # nothing. A store created by migration 1 from the current models has the columns.
+    columns = {c["name"] for c in inspect(conn).get_columns("suggestion")}
+    if "level" not in columns:
+        conn.execute(text("ALTER TABLE suggestion ADD COLUMN level FLOAT"))
+    if "basis" not in columns:
+        conn.execute(text("ALTER TABLE suggestion ADD COLUMN basis VARCHAR(16)"))
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step."""
@@ -224,6 +236,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "inbox events count their handling attempts", _inbox_attempts),
     Migration(5, "bridged copies keep every chunk's id", _copy_chunks),
     Migration(6, "embeddings of threads and FAQ entries", _embeddings),
+    Migration(7, "suggestions keep the level their gate compared", _suggestion_levels),
 )
 LATEST = MIGRATIONS[-1].version
 

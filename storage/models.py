@@ -211,6 +211,10 @@ class Suggestion(Base):
     thread_id: Mapped[int | None] = mapped_column(ForeignKey("thread.id", ondelete="CASCADE"))
     faq_entry_id: Mapped[int | None] = mapped_column(ForeignKey("faq_entry.id", ondelete="CASCADE"))
     score: Mapped[float] = mapped_column(Float)
+    #: What the gate compared with its levels (``score``, or the cosine under semantic
+    #: matching), and which of the two (``basis``): the labels per-community levels learn from.
+    level: Mapped[float | None] = mapped_column(Float)
+    basis: Mapped[str | None] = mapped_column(String(16))
     #: ``auto`` (answered outright) or ``suggest`` (one of several).
     mode: Mapped[str] = mapped_column(String(16))
     #: ``helpful``, ``not_helpful`` or NULL.

@@ -21,6 +21,7 @@ from bot.events import (
 )
 from bot.features.answers import compose, find_answer
 from bot.features.indexing import embed_document, matcher_for, synonyms_for
+from bot.features.learning import relearn
 from bot.features.settings import CommunitySettings
 from faq.detect import detect_question
 from faq.gratitude import is_thanks
@@ -178,6 +179,8 @@ class QaFeature:
                 thread_id=m.ref_id if m.kind == "thread" else None,
                 faq_entry_id=m.ref_id if m.kind == "faq" else None,
                 score=m.score,
+                level=settings.gate.level(m),
+                basis=settings.gate.basis,
                 mode="auto" if decision.mode == "answer" else "suggest",
             )
             ctx.session.add(s)
@@ -256,7 +259,13 @@ class QaFeature:
             if thread is not None and await _asked_by(ctx, thread, member):
                 await threads.mark_solved(thread, answer)
             return
-        await _feedback(ctx, message, member, event.emoji)
+        if await _feedback(ctx, message, member, event.emoji):
+            # The community's answer level learns from what its members say of copss's replies.
+            channel = await ctx.session.get(Channel, message.channel_id)
+            if channel is not None:
+                community = await ConversationRepo(ctx.session).community(channel.community_id)
+                if community is not None:
+                    await relearn(ctx.session, community, self.gate)
 
 
 async def _stored(ctx: Context, event: EditEvent | DeleteEvent | ReactionEvent) -> Message | None:
@@ -272,13 +281,15 @@ async def _asked_by(ctx: Context, thread: Thread, member: Member) -> bool:
     return question is not None and question.member_id == member.id
 
 
-async def _feedback(ctx: Context, bot_message: Message, member: Member, emoji: str) -> None:
+async def _feedback(ctx: Context, bot_message: Message, member: Member, emoji: str) -> bool:
+    """Record the asker's ✅/❌ on copss's reply; whether anything was recorded."""
     if emoji in SOLVED_EMOJI:
         verdict = "helpful"
     elif emoji in UNHELPFUL_EMOJI:
         verdict = "not_helpful"
     else:
-        return
+        return False
+    recorded = False
     suggestions = (
         await ctx.session.scalars(
             select(Suggestion).where(Suggestion.bot_message_id == bot_message.platform_message_id)
@@ -294,6 +305,7 @@ async def _feedback(ctx: Context, bot_message: Message, member: Member, emoji: s
         ):
             continue
         s.feedback = verdict
+        recorded = True
         delta = 1 if verdict == "helpful" else -1
         if s.faq_entry_id is not None:
             entry = await ctx.session.get(FaqEntry, s.faq_entry_id)
@@ -313,6 +325,7 @@ async def _feedback(ctx: Context, bot_message: Message, member: Member, emoji: s
                 answer = await ctx.session.get(Answer, answer_id)
                 if answer is not None:
                     answer.votes += delta
+    return recorded
 
 
 async def record_suggestion_message(

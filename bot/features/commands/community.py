@@ -11,7 +11,14 @@ from bot.features.bridge import queue_copy_deletions
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
 from bot.features.commands.member import thread_for_reply
 from bot.features.indexing import reindex_community
-from bot.features.settings import ANSWER_AT, SUGGEST_AT, SYNONYMS, update_settings
+from bot.features.settings import (
+    ANSWER_AT,
+    LEARNED,
+    SUGGEST_AT,
+    SYNONYMS,
+    learned_answer_at,
+    update_settings,
+)
 from bot.report.metrics import ALL, community_health
 from bot.report.official import OfficialSources
 from faq.normalize import clean
@@ -35,16 +42,27 @@ def _describe_levels(inv: Invocation) -> str:
     gate, defaults = inv.settings.gate, inv.services.gate
     raw = inv.community.settings or {}
     parts = []
+    learned = learned_answer_at(raw, defaults)
     for word, key in LEVELS.items():
         now = getattr(gate, key)
         config = getattr(defaults, key)
-        where = f"set in this chat; the default is {config:.2f}" if key in raw else "the default"
+        if key in raw:
+            where = f"set in this chat; the default is {config:.2f}"
+        elif key == ANSWER_AT and learned is not None:
+            where = (
+                f"learned from {raw[LEARNED]['labels']} ✅/❌ in this community; "
+                f"the default is {config:.2f}"
+            )
+        else:
+            where = "the default"
         parts.append(f"{word} {now:.2f} ({where})")
     return (
         f"copss answers outright above the answer level and suggests links above the suggest "
         f"level: {'; '.join(parts)}. The default is the config file's level, else the one "
-        "calibrated for the matcher in use; a level set here wins over it; 'threshold reset' "
-        "goes back to it."
+        "calibrated for the matcher in use; once members have marked enough of copss's "
+        "replies ✅ or ❌, the answer level is learned from them (within 0.10 of the "
+        "default); a level set here wins over both; 'threshold reset' goes back to the "
+        "default."
     )
 
 
@@ -54,7 +72,10 @@ async def threshold(inv: Invocation) -> str:
     if not inv.args:
         return _describe_levels(inv)
     if inv.args.strip().casefold() == "reset":
-        kept = {k: v for k, v in (inv.community.settings or {}).items() if k not in LEVELS.values()}
+        # Back to the default: the levels set here and the one learned so far (learning goes
+        # on with the next feedback).
+        dropped = {*LEVELS.values(), LEARNED}
+        kept = {k: v for k, v in (inv.community.settings or {}).items() if k not in dropped}
         inv.community.settings = kept
         defaults = inv.services.gate
         return (
