@@ -85,7 +85,11 @@ async def labels_of(session: AsyncSession, community_id: int, basis: str) -> lis
     rows = await session.execute(
         select(Suggestion.level, Suggestion.feedback).where(Suggestion.id.in_(first))
     )
-    return [Label(float(level), feedback == "helpful") for level, feedback in rows.all()]
+    return [
+        Label(float(level), feedback == "helpful")
+        for level, feedback in rows.all()
+        if level is not None
+    ]
 
 
 async def relearn(session: AsyncSession, community: Community, defaults: Gate) -> float | None:
