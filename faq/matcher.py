@@ -39,7 +39,7 @@ import bisect
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -255,6 +255,9 @@ class Scored:
     #: How close this candidate is to the best one (cosine of their embeddings; semantic
     #: matching only): a near-copy of the best is the same answer, not a rival to it.
     near_best: float = 0.0
+    #: Ranked on its words alone: a semantic matcher met a question in a language its model
+    #: was not trained on, so the cosine says nothing and the gate reads the confidence.
+    words_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -493,6 +496,10 @@ class LexicalMatcher:
         return [to_match(s) for s in ranked[:limit]]
 
 
+#: The signal of a match ranked on its words alone (see :attr:`Scored.words_only`).
+WORDS_ONLY = "words_only"
+
+
 def to_match(s: Scored) -> Match:
     """The :class:`Match` (data and explanation) of a scored candidate."""
     f = s.features
@@ -514,6 +521,8 @@ def to_match(s: Scored) -> Match:
     )
     if s.near_best:
         signals += (("near_best", round(s.near_best, 4)),)
+    if s.words_only:
+        signals += ((WORDS_ONLY, 1.0),)
     return Match(s.hit.kind, s.hit.ref_id, round(s.score, 4), why, signals)
 
 
@@ -597,10 +606,26 @@ class Gate:
         ]
         return max(rivals, key=self.level, default=None)
 
+    def for_matches(self, matches: Sequence[Match]) -> Gate:
+        """The gate that decides on ``matches``: this one, or, when a cosine gate meets
+        matches ranked on their words alone (a question in a language the model does not
+        know), the word-matching gate with its own calibrated levels."""
+        if self.basis == "cosine" and matches and dict(matches[0].signals).get(WORDS_ONLY):
+            return Gate(max_suggestions=self.max_suggestions)
+        return self
+
     def decide(self, matches: list[Match]) -> Decision:
         """Apply the thresholds to matches sorted best first."""
         if not matches:
             return Decision("quiet", (), "nothing in the store shares a word with it")
+        gate = self.for_matches(matches)
+        if gate is not self:
+            decided = gate.decide(matches)
+            return replace(
+                decided,
+                reason=f"{decided.reason} (ranked on its words: a language the model does "
+                "not know)",
+            )
         top = matches[0]
         best = self.level(top)
         # Say what is compared, so a level read in the reason is the one an admin sets.

@@ -154,7 +154,7 @@ class SemanticMatcher(LexicalMatcher):
             f = replace(f, cosine=cosine[(hit.kind, hit.ref_id)])
             adjust = self.signal_adjustment(hit, community_id)
             score = confidence(f, adjust) if confidence else self.confidence(f, adjust)
-            scored.append(Scored(hit, f, adjust, score))
+            scored.append(Scored(hit, f, adjust, score, words_only=confidence is not None))
         scored.sort(key=lambda s: s.score, reverse=True)
         return self._mark_near_best(scored)
 

@@ -172,6 +172,9 @@ class QaFeature:
         text, shown = await compose(ctx.session, decision)
         if not text:
             return
+        # The gate that decided (the word-matching one for a question in a language the
+        # model does not know): its level and basis are what feedback teaches.
+        deciding = settings.gate.for_matches(found.matches)
         suggestion_ids = []
         for m in shown:
             s = Suggestion(
@@ -179,8 +182,8 @@ class QaFeature:
                 thread_id=m.ref_id if m.kind == "thread" else None,
                 faq_entry_id=m.ref_id if m.kind == "faq" else None,
                 score=m.score,
-                level=settings.gate.level(m),
-                basis=settings.gate.basis,
+                level=deciding.level(m),
+                basis=deciding.basis,
                 mode="auto" if decision.mode == "answer" else "suggest",
             )
             ctx.session.add(s)

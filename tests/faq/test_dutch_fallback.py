@@ -114,3 +114,32 @@ async def test_english_questions_and_multilingual_models_keep_the_cosine(
     multilingual = SemanticMatcher(OnnxEmbedder.load(other), index)
     assert multilingual.languages is None
     assert multilingual.with_synonyms(multilingual.synonyms).languages is None
+
+
+async def test_the_gate_reads_the_confidence_of_a_question_ranked_on_its_words(
+    db: Database, tmp_path: Path
+) -> None:
+    # The semantic gate compares cosines; for a Dutch question to an English-only model the
+    # cosine says nothing, so the word-matching gate decides, and says so.
+    from faq.matcher import WORDS_ONLY, Gate, to_match
+    from faq.semantic import SEMANTIC_GATE
+
+    embedder, index, community, ids = await _store(db, tmp_path)
+    matcher = SemanticMatcher(embedder, index)
+    async with db.session() as s:
+        ranked = await matcher.rank(SearchRepo(s), DUTCH_QUESTION, community_id=community)
+    assert ranked[0].hit.ref_id == ids["answer"]
+    matches = [to_match(x) for x in ranked]
+    assert dict(matches[0].signals).get(WORDS_ONLY) == 1.0
+    assert SEMANTIC_GATE.for_matches(matches) == Gate(max_suggestions=SEMANTIC_GATE.max_suggestions)
+    decision = SEMANTIC_GATE.decide(matches)
+    assert decision == replace(
+        Gate().decide(matches),
+        reason=Gate().decide(matches).reason + " (ranked on its words: a language the model "
+        "does not know)",
+    )
+    # An English question keeps the cosine gate.
+    async with db.session() as s:
+        english = await matcher.rank(SearchRepo(s), ANSWER, community_id=community)
+    assert WORDS_ONLY not in dict(to_match(english[0]).signals)
+    assert SEMANTIC_GATE.for_matches([to_match(x) for x in english]) is SEMANTIC_GATE
