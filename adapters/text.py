@@ -133,6 +133,44 @@ def _boundary(chunk: str) -> int:
     return len(chunk)
 
 
+#: Variation selectors, emoji skin tones and tag characters: they belong to the character
+#: before them.
+_EXTENDERS = re.compile("[\ufe00-\ufe0f\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f\u20e3]")
+_REGIONAL = re.compile("[\U0001f1e6-\U0001f1ff]")
+
+
+def _inside_cluster(text: str, at: int) -> bool:
+    """Whether a cut before ``text[at]`` would split what a reader sees as one character: an
+    accent from its letter, a skin tone or variation selector from its emoji, an emoji ZWJ
+    sequence (a family), or the two letters of a flag."""
+    if at <= 0 or at >= len(text):
+        return False
+    after, before = text[at], text[at - 1]
+    if after == ZWJ or before == ZWJ or _EXTENDERS.match(after):
+        return True
+    if unicodedata.category(after).startswith("M"):
+        return True
+    if _REGIONAL.match(after) and _REGIONAL.match(before):
+        run = 0
+        while at - run - 1 >= 0 and _REGIONAL.match(text[at - run - 1]):
+            run += 1
+        return run % 2 == 1
+    return False
+
+
+def _cut(body: str, end: int, least: int) -> int:
+    """Where to end a chunk of ``body`` that fits up to ``end``: a readable boundary, else the
+    last place at or before ``end`` that splits no character a reader sees as one (unless
+    that leaves less than ``least``)."""
+    cut = max(least, _boundary(body[:end]))
+    if cut < end:
+        return cut  # after a separator: never inside a character
+    back = cut
+    while back > least and _inside_cluster(body, back):
+        back -= 1
+    return back if back > least or not _inside_cluster(body, back) else cut
+
+
 def split_pieces(
     text: str,
     limit: int,
@@ -166,7 +204,7 @@ def split_pieces(
             pieces.append(Piece(body, len(text)))
             break
         end = _longest_prefix(body, room - reserve, measure)
-        cut = max(len(reopen) + 1, _boundary(body[:end]))
+        cut = _cut(body, end, len(reopen) + 1)
         chunk = body[:cut]
         consumed = cut - len(reopen)
         rest = rest[consumed:]
