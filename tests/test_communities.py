@@ -276,6 +276,7 @@ async def test_links_names_this_chat_for_the_other_side(copss: Harness) -> None:
 async def test_threshold_says_where_each_level_comes_from(copss: Harness) -> None:
     shown = await run(copss, "a", "threshold")
     assert "answer 0.82 (the default)" in shown
+    assert "both on copss's confidence in the match" in shown
     await run(copss, "a", "threshold", "answer 0.9")
     shown = await run(copss, "a", "threshold")
     assert "answer 0.90 (set in this chat; the default is 0.82)" in shown

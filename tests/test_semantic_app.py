@@ -142,3 +142,10 @@ async def test_vector_index_follows_link_and_unlink(semantic: Harness) -> None:
     assert {community for _, community in copies} == {parted["a"], parted["b"]}
     for entry_id, community in copies:
         assert index.place("faq", entry_id) == (community, True)
+
+
+async def test_threshold_says_its_levels_are_cosines(semantic: Harness) -> None:
+    from tests.test_communities import run
+
+    shown = await run(semantic, "a", "threshold")
+    assert "both on the cosine similarity of the question's and the match's" in shown
