@@ -20,7 +20,8 @@ Checkpoints = Callable[[], Awaitable[list[tuple[ChannelRef, str]]]]
 StoredMessages = Callable[[ChannelRef, datetime, int], Awaitable[list[tuple[str, str]]]]
 
 #: Called by an adapter for every incoming event. It returns once the event is stored, so an
-#: adapter may acknowledge the event to its platform only after the sink returned.
+#: adapter may acknowledge the event to its platform only after the sink returned; it raises
+#: :class:`SinkUnavailable` when the event could not be stored (then acknowledge nothing).
 EventSink = Callable[[Event], Awaitable[None]]
 
 
@@ -30,6 +31,22 @@ class AdapterError(Exception):
 
 class TransientAdapterError(AdapterError):
     """A platform failed an operation for now; the caller may retry after ``retry_after``."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UncertainSendError(TransientAdapterError):
+    """A send may or may not have been carried out: the request went out and no answer came
+    (a read timeout, the connection dropped before the answer). Retrying could post the
+    message twice; the outbox follows the row's delivery policy instead. For an edit or a
+    delete, which are safe to repeat, it is a transient error like any other."""
+
+
+class SinkUnavailable(Exception):
+    """The hub could not store an event (the store failed, or is gone). The adapter must not
+    acknowledge it to the platform; it tries again after ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
         super().__init__(message)

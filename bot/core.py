@@ -29,7 +29,13 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Adapter, AdapterError, Progress, TransientAdapterError
+from adapters.base import (
+    Adapter,
+    AdapterError,
+    Progress,
+    TransientAdapterError,
+    UncertainSendError,
+)
 from bot.events import (
     ChannelRef,
     Event,
@@ -75,6 +81,10 @@ SENDER_POLL = 2.0
 #: :class:`adapters.base.Progress`), so a retry, also after a restart, goes on where it stopped
 #: and every chunk is known once it is sent.
 CHUNKS = "chunks"
+#: Delivery policies of an outbox row (``OutboxMessage.delivery``) for a send that may or may
+#: not have arrived: sent again, or not (see docs/reliability.md).
+AT_LEAST_ONCE = "at_least_once"
+AT_MOST_ONCE = "at_most_once"
 
 
 def sent_chunks(row: OutboxMessage) -> list[str]:
@@ -99,8 +109,11 @@ class Context:
         *,
         key: str | None = None,
         meta: dict[str, Any] | None = None,
+        delivery: str | None = None,
     ) -> OutboxMessage | None:
-        """Queue a message in this transaction; ``key`` makes it at-most-once."""
+        """Queue a message in this transaction; ``key`` makes it queued at most once.
+        ``delivery``: what a send that may or may not have arrived leads to; by default a
+        bridged copy (it names an author) is sent again, copss's own words are not."""
         row = OutboxMessage(
             dedup_key=key,
             platform=out.channel.platform,
@@ -111,6 +124,7 @@ class Context:
             as_name=out.as_name,
             origin=out.origin,
             meta=meta or {},
+            delivery=delivery or (AT_LEAST_ONCE if out.as_name else AT_MOST_ONCE),
         )
         added = await OutboxRepo(self.session).add(row)
         if added is not None:
@@ -160,6 +174,8 @@ class Hub:
         self.admins = frozenset(admins)
         self.sent_hooks = list(sent_hooks)
         self.prepare_hooks = list(prepare_hooks)
+        # Outcomes of sends the store could not record yet (recorded first when it answers).
+        self._outcomes: list[Callable[[], Awaitable[None]]] = []
         self._inbox_ready = asyncio.Event()
         self._outbox_ready = {p: asyncio.Event() for p in self.adapters}
         self._sender_idle = {p: asyncio.Event() for p in self.adapters}
@@ -388,17 +404,23 @@ class Hub:
         adapter = self.adapters[platform]
         ready = self._outbox_ready[platform]
         delay = STORE_RETRY
+        recovered = False
         while True:
             ready.clear()
             try:
+                # Outcomes first: a send kept in memory must not be taken for interrupted.
+                await self._record_outcomes()
+                if not recovered:
+                    await self._recover_interrupted(platform)
+                    recovered = True
                 async with self.db.session() as session:
                     rows = await OutboxRepo(session).pending(platform)
                 for row in rows:
                     await self._deliver(adapter, row)
             except SQLAlchemyError as exc:
-                # A row whose result could not be recorded stays pending and is sent again
-                # (Discord's nonce makes that harmless there). One line per failure (the
-                # traceback only at debug level), waiting longer each time.
+                # A send whose result could not be recorded is kept in memory and recorded
+                # first once the store answers (it is not sent again). One line per failure
+                # (the traceback only at debug level), waiting longer each time.
                 log.error(
                     "sender %s: store failed (%s); retrying in %gs",
                     platform,
@@ -408,6 +430,9 @@ class Hub:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX)
+                # A row may have been left "sending" by a failed write after a definite
+                # outcome (no send is under way here now): look again.
+                recovered = False
                 ready.set()
                 continue
             delay = STORE_RETRY
@@ -445,8 +470,29 @@ class Hub:
             if pacer is not None:
                 await pacer.wait(chat)
             attempts += 1
+            # The intent is committed before the call: a send copss does not see finish
+            # (killed mid-call) is found in state "sending" and follows the row's policy.
+            await self._mark_sending(row.id, attempts)
             try:
                 chunk_ids = await adapter.send(out, progress)
+            except UncertainSendError as exc:
+                if row.delivery != AT_MOST_ONCE:
+                    log.warning(
+                        "send to %s may not have arrived (%s); sending again (at-least-once)",
+                        out.channel.key(),
+                        exc,
+                    )
+                    await self._note_attempt(row.id, attempts, str(exc))
+                    await asyncio.sleep(exc.retry_after)
+                    continue
+                log.warning(
+                    "send to %s may or may not have arrived (%s); not sending it again "
+                    "(at-most-once)",
+                    out.channel.key(),
+                    exc,
+                )
+                await self._keep(self._unsure(row.id, progress.ids, f"unanswered: {exc}"))
+                return
             except TransientAdapterError as exc:
                 log.warning("send to %s delayed %.1fs: %s", out.channel.key(), exc.retry_after, exc)
                 await self._note_attempt(row.id, attempts, str(exc))
@@ -471,8 +517,74 @@ class Hub:
                 continue
             if pacer is not None:
                 pacer.record(chat, time.monotonic())
-            await self._finish(row, chunk_ids)
+            await self._keep(functools.partial(self._finish, row, chunk_ids))
             return
+
+    async def _keep(self, record: Callable[[], Awaitable[None]]) -> None:
+        """Record the outcome of a send; when the store fails, keep it to record first once
+        the store answers again (the row stays "sending" meanwhile and is not sent again)."""
+        try:
+            await record()
+        except SQLAlchemyError:
+            self._outcomes.append(record)
+            raise
+
+    async def _record_outcomes(self) -> None:
+        while self._outcomes:
+            await self._outcomes[0]()
+            self._outcomes.pop(0)
+
+    async def _mark_sending(self, row_id: int, attempts: int) -> None:
+        async with self.db.session() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id)
+                .values(state="sending", attempts=attempts, attempted_at=utcnow())
+            )
+
+    def _unsure(self, row_id: int, ids: Sequence[str], error: str) -> Callable[[], Awaitable[None]]:
+        async def record() -> None:
+            async with self.db.session() as session:
+                values: dict[str, Any] = {"state": "unsure", "last_error": error[:500]}
+                if ids:
+                    values["platform_message_id"] = ids[0]
+                await session.execute(
+                    update(OutboxMessage).where(OutboxMessage.id == row_id).values(**values)
+                )
+
+        return record
+
+    async def _recover_interrupted(self, platform: str) -> None:
+        """Rows a previous run left "sending" (it stopped mid-call, maybe after the platform
+        accepted): bridged copies go back to pending (at-least-once), copss's own messages
+        become "unsure" and are not sent again (at-most-once); one log line each."""
+        async with self.db.session() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.platform == platform, OutboxMessage.state == "sending"
+                    )
+                )
+            ).all()
+            for row in rows:
+                where = f"{row.platform}:{row.chat_id}"
+                if row.meta.get("action") in ("edit", "delete") or row.delivery != AT_MOST_ONCE:
+                    log.warning(
+                        "outbox %d to %s: copss stopped during its send; sending it again",
+                        row.id,
+                        where,
+                    )
+                    row.state = "pending"
+                    row.last_error = "copss stopped during the send; sent again"
+                else:
+                    log.warning(
+                        "outbox %d to %s: copss stopped during its send; it may have arrived, "
+                        "not sending it again (at-most-once)",
+                        row.id,
+                        where,
+                    )
+                    row.state = "unsure"
+                    row.last_error = "copss stopped during the send; not sent again"
 
     def _tracked(self, row: OutboxMessage, progress: Progress) -> Progress:
         """``progress`` recorded in the row whenever the adapter reports a chunk."""
@@ -529,7 +641,7 @@ class Hub:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id)
-                .values(attempts=attempts, last_error=error[:500])
+                .values(state="pending", attempts=attempts, last_error=error[:500])
             )
 
     async def _finish(

@@ -218,6 +218,30 @@ def _suggestion_levels(conn: Connection) -> None:
         conn.execute(text("ALTER TABLE suggestion ADD COLUMN basis VARCHAR(16)"))
 
 
+def _outbox_delivery(conn: Connection) -> None:
+    # Every send is recorded as under way before the platform call, so a send copss did not
+    # see finish (killed mid-call, a timeout) follows its row's delivery policy; transient
+    # failures wait for next_attempt_at. A store created by migration 1 from the current
+    # models has the columns already.
+    columns = {c["name"] for c in inspect(conn).get_columns("outbox")}
+    if "delivery" not in columns:
+        conn.execute(
+            text(
+                "ALTER TABLE outbox ADD COLUMN delivery VARCHAR(16) NOT NULL "
+                "DEFAULT 'at_least_once'"
+            )
+        )
+        # Only bridged copies name an author; everything else is copss's own words.
+        conn.execute(text("UPDATE outbox SET delivery = 'at_most_once' WHERE as_name IS NULL"))
+    timestamp = "DATETIME" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+    for column in ("attempted_at", "next_attempt_at"):
+        if column not in columns:
+            conn.execute(text(f"ALTER TABLE outbox ADD COLUMN {column} {timestamp}"))
+    conn.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_outbox_chat ON outbox (platform, state, chat_id, id)")
+    )
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step."""

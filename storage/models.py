@@ -256,10 +256,16 @@ class InboxEvent(Base):
 
 
 class OutboxMessage(Base):
-    """Something copss will post; ``state`` is ``pending``, ``sent`` or ``failed``."""
+    """Something copss will post. ``state``: ``pending``; ``sending`` while a send is under
+    way (recorded before the platform call); ``sent``; ``failed`` (refused for good);
+    ``unsure`` (the send may or may not have arrived and the row's ``delivery`` says not to
+    send it again); ``dead`` (given up after too many attempts; an admin may retry it)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "platform", "state", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "platform", "state", "id"),
+        Index("ix_outbox_chat", "platform", "state", "chat_id", "id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     dedup_key: Mapped[str | None] = mapped_column(String(300), unique=True)
     platform: Mapped[str] = mapped_column(String(16))
@@ -275,6 +281,17 @@ class OutboxMessage(Base):
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: What a send that may or may not have arrived (a timeout after the request went out,
+    #: copss killed mid-call) leads to: ``at_least_once`` sends it again (bridged copies: a
+    #: member's words must arrive), ``at_most_once`` does not (copss's own replies: a missing
+    #: hint is better than a repeated one). See docs/reliability.md.
+    delivery: Mapped[str] = mapped_column(
+        String(16), default="at_least_once", server_default="at_least_once"
+    )
+    #: When the last attempt started (committed before the platform call).
+    attempted_at: Mapped[datetime | None] = mapped_column()
+    #: Not tried again before this time (backoff after a transient failure).
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
     platform_message_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from telegram import BotCommand, ReplyParameters, Update
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import (
@@ -39,7 +40,9 @@ from adapters.base import (
     EventSink,
     Pacing,
     Progress,
+    SinkUnavailable,
     TransientAdapterError,
+    UncertainSendError,
 )
 from adapters.telegram.translate import update_events
 from adapters.text import Piece, outgoing_name, outgoing_text, split_pieces
@@ -52,6 +55,15 @@ ALLOWED_UPDATES = ("message", "edited_message", "message_reaction", "chat_member
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ADMIN_STATUSES = frozenset({"creator", "administrator"})
+#: Seconds a send may take to be answered. Telegram has no idempotency key, so a send that
+#: times out after the request went out cannot be told apart from one that arrived: waiting
+#: long makes that rare (PTB's default read timeout is 5 s, and a busy Bot API server answers
+#: later than that now and then). Nothing retries a send by itself: not PTB (its HTTPXRequest
+#: never retries, and the rate limiter runs with ``max_retries=0``), only the outbox, by policy.
+SEND_TIMEOUT = 60.0
+#: Errors of httpx that come before any byte of the request went out: the send surely did
+#: not arrive and may be made again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,16 @@ def _html_length(text: str) -> int:
     return len(html.escape(text, quote=False).encode("utf-16-le")) // 2
 
 
+def _maybe_arrived(exc: NetworkError) -> bool:
+    """Whether the request may have reached Telegram: the connection was made and no answer
+    came (a read or write timeout, the connection dropped mid-request). A server error (5xx)
+    is an answer: Telegram says it did not carry the request out."""
+    cause = exc.__cause__
+    if cause is None:
+        return False  # an HTTP error status, answered by the server
+    return not isinstance(cause, _NOT_SENT)
+
+
 def _seconds(value: int | float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
@@ -103,6 +125,7 @@ class TelegramAdapter(Adapter):
         webhook_secret: str | None = None,
         listen: str = "127.0.0.1",
         port: int = 8443,
+        send_timeout: float = SEND_TIMEOUT,
     ) -> None:
         if webhook_secret is not None and not SECRET_TOKEN.fullmatch(webhook_secret):
             raise ValueError("webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
@@ -120,6 +143,8 @@ class TelegramAdapter(Adapter):
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
         self.listen, self.port = listen, port
+        #: Read and write timeout of every send, edit and delete (see :data:`SEND_TIMEOUT`).
+        self.send_timeout = send_timeout
         self.bot = ExtBot(
             token,
             base_url=base_url,
@@ -196,7 +221,19 @@ class TelegramAdapter(Adapter):
                 continue
             backoff = 1.0
             for update in updates:
-                await self.handle_update(update, sink)
+                try:
+                    await self.handle_update(update, sink)
+                except SinkUnavailable as exc:
+                    # Not stored: the offset stays, so Telegram keeps this update and the
+                    # next getUpdates (after the wait) returns it again.
+                    log.error(
+                        "telegram: update %d not stored (%s); not confirming it, retrying in %gs",
+                        update.update_id,
+                        exc,
+                        exc.retry_after,
+                    )
+                    await self._sleep(exc.retry_after)
+                    break
                 # Only now may the next getUpdates confirm this update to Telegram.
                 self._offset = update.update_id + 1
 
@@ -230,7 +267,13 @@ class TelegramAdapter(Adapter):
             except (ValueError, TypeError, KeyError):
                 return web.Response(status=400)
             # Answering 200 confirms the update; Telegram retries anything else.
-            await self.handle_update(update, sink)
+            try:
+                await self.handle_update(update, sink)
+            except SinkUnavailable as exc:
+                log.error(
+                    "telegram: update %d not stored (%s); answering 503", update.update_id, exc
+                )
+                return web.Response(status=503)
             return web.Response(status=200)
 
         app = web.Application()
@@ -311,6 +354,8 @@ class TelegramAdapter(Adapter):
                     reply_parameters=reply,
                     message_thread_id=thread,
                     disable_web_page_preview=False,
+                    read_timeout=self.send_timeout,
+                    write_timeout=self.send_timeout,
                 )
                 return str(sent.message_id)
             except ChatMigrated as exc:
@@ -318,15 +363,17 @@ class TelegramAdapter(Adapter):
                 self._migrated[channel.chat_id] = chat
                 reply = None  # the old message ids do not exist in the new chat
             except Exception as exc:
-                raise self._map_error(exc) from exc
+                raise self._map_error(exc, sending=True) from exc
         raise AdapterError(f"chat {channel.chat_id} keeps migrating")
 
-    def _map_error(self, exc: Exception) -> Exception:
+    def _map_error(self, exc: Exception, *, sending: bool = False) -> Exception:
         if isinstance(exc, RetryAfter):
             return TransientAdapterError("telegram flood control", _seconds(exc.retry_after))
         if isinstance(exc, Forbidden | BadRequest | InvalidToken):
             return AdapterError(f"telegram refused: {exc.message}")
         if isinstance(exc, NetworkError):
+            if sending and _maybe_arrived(exc):
+                return UncertainSendError(f"telegram did not answer: {exc.message}", 1.0)
             return TransientAdapterError(f"telegram unreachable: {exc.message}", 1.0)
         return exc
 
@@ -370,6 +417,8 @@ class TelegramAdapter(Adapter):
                 chat_id=self._chat(channel.chat_id),
                 message_id=int(message_id),
                 parse_mode=ParseMode.HTML,
+                read_timeout=self.send_timeout,
+                write_timeout=self.send_timeout,
             )
         except BadRequest as exc:
             if "not modified" in exc.message.casefold():
