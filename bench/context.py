@@ -35,7 +35,7 @@ from bench.quality import (
     load_semeval,
     load_stackfaq,
 )
-from bot.features.qa import fallback_gate
+from bot.features.answers import fallback_gate
 from faq.detect import question_part
 from faq.embedding import OnnxEmbedder
 from faq.matcher import Decision, Gate, LexicalMatcher, to_match
