@@ -32,6 +32,17 @@ Behaviour that mirrors Discord (and that ``discord.py`` 2.7 relies on):
 * 429 responses carry ``Via`` (``discord.py`` treats a 429 without ``Via`` as a
   Cloudflare ban and raises), the ``retry_after`` body field (which is what
   ``discord.py`` sleeps on) and the ``X-RateLimit-*`` / ``Retry-After`` headers.
+  Every REST answer carries ``X-RateLimit-Limit/Remaining/Reset/Reset-After/Bucket``
+  of its route's bucket (per top-level resource); :meth:`FakeDiscord.enforce_rate_limits`
+  refuses past a bucket or the global limit as Discord does
+  (:mod:`tests.fakes.discord_ratelimits`).
+* A message sent with ``nonce`` and ``enforce_nonce`` within ``nonce_ttl`` of one the
+  bot made with the same nonce is not posted again: the earlier message is answered.
+  Webhook executions take no nonce (Discord's Execute Webhook has none).
+* :class:`LoseResponse` handles a request and drops the connection before answering;
+  :meth:`FakeDiscord.zombify` silences a gateway connection (no heartbeat ACKs, no
+  dispatches) so the client must reconnect and RESUME; :meth:`FakeDiscord.invalid_session`
+  and :meth:`FakeDiscord.request_reconnect` send op 9 and op 7.
 * ``GET /channels/{id}/messages`` returns newest first, also with ``after=``
   (``discord.py``'s ``history(after=...)`` takes ``data[0]`` as the next cursor
   and reverses each page itself), at most 100 a page, never ephemeral messages.
@@ -65,6 +76,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yarl
 from aiohttp import WSMsgType, web
+
+from tests.fakes.discord_ratelimits import (
+    DISCORD_ROUTE_LIMITS,
+    GLOBAL_PER_SECOND,
+    RateLimiter,
+    RouteLimit,
+)
 
 if TYPE_CHECKING:
     import discord
@@ -158,6 +176,8 @@ FLAG_EPHEMERAL: Final = 1 << 6
 FLAG_LOADING: Final = 1 << 7
 
 MAX_CONTENT_LENGTH: Final = 2000
+#: A message nonce is an integer or a string of at most 25 characters.
+MAX_NONCE_LENGTH: Final = 25
 DEFAULT_BOT_ID: Final = 1_100_000_000_000_000_001
 DEFAULT_OWNER_ID: Final = 1_100_000_000_000_000_002
 
@@ -227,7 +247,13 @@ class Slow:
     seconds: float
 
 
-Fault = RateLimited | ServerError | HTTPError | Slow
+@dataclass(frozen=True)
+class LoseResponse:
+    """Fault: handle the request (a message is posted) and then drop the connection before
+    any answer: the client cannot tell whether it went through."""
+
+
+Fault = RateLimited | ServerError | HTTPError | Slow | LoseResponse
 """Anything :meth:`FakeDiscord.inject_rest` accepts."""
 
 
@@ -300,6 +326,9 @@ class _Connection:
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     session: _Session | None = None
     closed: bool = False
+    #: A zombie connection: whatever the gateway sends on it is lost (no heartbeat ACKs,
+    #: no dispatches), while the session keeps them for a RESUME.
+    zombie: bool = False
 
 
 @dataclass(eq=False)
@@ -425,6 +454,7 @@ class FakeDiscord:
         echo_bot_messages: bool = True,
         interaction_ack_timeout: float = 3.0,
         interaction_token_ttl: float = 15 * 60.0,
+        nonce_ttl: float = 300.0,
     ) -> None:
         """Configure the fake; nothing listens until ``__aenter__``/:meth:`start`.
 
@@ -434,7 +464,10 @@ class FakeDiscord:
         without the MESSAGE_CONTENT intent, as Discord does.
         ``interaction_ack_timeout`` (Discord: 3 s) and ``interaction_token_ttl``
         (Discord: 15 minutes) are how long an interaction may be acknowledged
-        and how long its token serves followups and edits.
+        and how long its token serves followups and edits. ``nonce_ttl`` is how
+        long a message ``nonce`` sent with ``enforce_nonce`` is remembered (Discord:
+        "a few minutes"). REST answers carry Discord's rate-limit headers; the
+        limits themselves are enforced after :meth:`enforce_rate_limits`.
         """
         self.token = token
         self.bot_id = bot_id
@@ -446,8 +479,14 @@ class FakeDiscord:
         self.echo_bot_messages = echo_bot_messages
         self.interaction_ack_timeout = interaction_ack_timeout
         self.interaction_token_ttl = interaction_token_ttl
+        self.nonce_ttl = nonce_ttl
         self.ack_heartbeats = True
-        """Set to ``False`` to stop answering heartbeats (zombie connection)."""
+        """Set to ``False`` to stop answering heartbeats (dispatches still flow); see
+        :meth:`zombify` for a connection that goes silent altogether."""
+        self.rate_limits = RateLimiter()
+        """Per-route buckets and the global limit (see :meth:`enforce_rate_limits`)."""
+        #: Requests that were handled but whose answer was dropped (:class:`LoseResponse`).
+        self.lost_responses: list[Call] = []
 
         self.calls: list[Call] = []
         self.unknown_routes: list[Call] = []
@@ -474,7 +513,7 @@ class FakeDiscord:
         self._allowed_mentions: dict[int, JSON | None] = {}
         self._bot_message_ids: list[int] = []
         self._webhook_message_ids: list[int] = []
-        self._nonces: dict[tuple[int, str], int] = {}
+        self._nonces: dict[tuple[str, str], tuple[int, float]] = {}
         self._reaction_users: dict[tuple[int, str], list[int]] = {}
         self._interaction_tokens: dict[str, int] = {}
         self._sessions: dict[str, _Session] = {}
@@ -1539,6 +1578,36 @@ class FakeDiscord:
         for conn in [c for c in self._connections if not c.closed]:
             await self._send(conn, {"op": OP_RECONNECT, "d": None, "s": None, "t": None})
 
+    def zombify(self) -> int:
+        """Turn every open gateway connection into a zombie: from now on nothing reaches the
+        client on it, heartbeat ACKs (op 11) included, while its session keeps every
+        dispatch for a RESUME. A client must notice the missing ACKs, close the connection
+        and RESUME on a new one. Returns the number of connections silenced."""
+        silenced = 0
+        for conn in self._connections:
+            if not conn.closed and not conn.zombie:
+                conn.zombie = True
+                silenced += 1
+        return silenced
+
+    def enforce_rate_limits(
+        self,
+        *,
+        routes: Sequence[RouteLimit] = DISCORD_ROUTE_LIMITS,
+        global_per_second: int = GLOBAL_PER_SECOND,
+        time_scale: float = 1.0,
+    ) -> RateLimiter:
+        """Refuse requests past their route's bucket or the global limit with Discord's 429
+        (see :mod:`tests.fakes.discord_ratelimits`); windows are divided by ``time_scale``.
+        Returns the limiter, whose ``refusals`` list every 429 it answered."""
+        self.rate_limits = RateLimiter(
+            enforce=True,
+            routes=tuple(routes),
+            global_per_second=global_per_second,
+            time_scale=time_scale,
+        )
+        return self.rate_limits
+
     # ------------------------------------------------------------------ gateway
 
     @property
@@ -1611,6 +1680,8 @@ class FakeDiscord:
         closed) if the socket is gone."""
         if conn.closed and payload.get("op") != OP_INVALID_SESSION:
             return False
+        if conn.zombie:
+            return True  # lost on the way, as far as the sender can tell
         raw = json.dumps(payload)
         try:
             async with conn.send_lock:
@@ -1810,6 +1881,12 @@ class FakeDiscord:
         self, call: Call, request: web.Request, body: Any, files: list[JSON]
     ) -> web.Response:
         fault = self._take_fault(call.method, call.path)
+        if isinstance(fault, LoseResponse):
+            response = await self._route(call, request, body, files)
+            self.lost_responses.append(call)
+            if request.transport is not None:
+                request.transport.abort()
+            return response  # written to a closed connection: the client never reads it
         if isinstance(fault, Slow):
             await asyncio.sleep(fault.seconds)
         elif isinstance(fault, RateLimited):
@@ -1823,11 +1900,21 @@ class FakeDiscord:
         elif isinstance(fault, HTTPError):
             call.status = fault.status
             return _json_response(fault.status, {"message": fault.message, "code": fault.code})
+        return await self._route(call, request, body, files)
 
+    async def _route(
+        self, call: Call, request: web.Request, body: Any, files: list[JSON]
+    ) -> web.Response:
+        """Answer a request no fault intercepted: auth, rate limits, then its route."""
         needs_auth = not call.path.startswith(("/webhooks/", "/interactions/", "/gateway"))
         if needs_auth and request.headers.get("Authorization") != f"Bot {self.token}":
             call.status = 401
             return _json_response(401, {"message": "401: Unauthorized", "code": 0})
+
+        refusal, limit_headers = self.rate_limits.check(call.method, call.path)
+        if refusal is not None:
+            call.status = 429
+            return _json_response(429, refusal.body, {"Via": "1.1 google", **limit_headers})
 
         for method, pattern, handler in self._routes:
             if method != call.method:
@@ -1845,7 +1932,7 @@ class FakeDiscord:
             )
             status, payload = await handler(req)
             call.status = status
-            return _json_response(status, payload)
+            return _json_response(status, payload, limit_headers)
         self.unknown_routes.append(call)
         call.status = 404
         return _json_response(404, {"message": "404: Not Found", "code": 0})
@@ -2180,9 +2267,22 @@ class FakeDiscord:
             return _error(404, 10003, "Unknown Channel")
         body: JSON = req.body if isinstance(req.body, dict) else {}
         nonce = body.get("nonce")
-        key = (cid, str(nonce))
-        if nonce is not None and body.get("enforce_nonce") and key in self._nonces:
-            return 200, self._messages[self._nonces[key]]
+        if nonce is not None and (
+            isinstance(nonce, bool)
+            or not isinstance(nonce, int | str)
+            or len(str(nonce)) > MAX_NONCE_LENGTH
+        ):
+            return _form_error(
+                "nonce", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_NONCE_LENGTH} or fewer in length."
+            )
+        # With enforce_nonce Discord hands back the message the same author made with the
+        # same nonce in the last few minutes, wherever it was posted, instead of a new one.
+        key = (str(self.bot_id), str(nonce))
+        known = self._nonces.get(key)
+        if nonce is not None and body.get("enforce_nonce") and known is not None:
+            message_id, made_at = known
+            if time.monotonic() - made_at <= self.nonce_ttl:
+                return 200, self._messages[message_id]
         channel = self._channels[cid]
         if channel["type"] == DM and int(channel["recipients"][0]["id"]) in self._dms_closed:
             return _error(403, 50007, "Cannot send messages to this user")
@@ -2190,7 +2290,7 @@ class FakeDiscord:
         if status != 200:
             return status, msg
         if nonce is not None:
-            self._nonces[key] = int(msg["id"])
+            self._nonces[key] = (int(msg["id"]), time.monotonic())
         await self._echo("MESSAGE_CREATE", msg)
         return 200, msg
 
