@@ -261,6 +261,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "bridged copies keep every chunk's id", _copy_chunks),
     Migration(6, "embeddings of threads and FAQ entries", _embeddings),
     Migration(7, "suggestions keep the level their gate compared", _suggestion_levels),
+    Migration(
+        8, "outbox rows record each send before it and their delivery policy", _outbox_delivery
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -245,3 +245,37 @@ async def test_a_reply_answered_after_the_read_timeout_is_not_posted_twice(
     assert len(fake.sent_messages(GROUP)) == 1
     assert row is not None and row.state == "unsure" and row.attempts == 1
     assert (row.last_error or "").startswith("unanswered: telegram did not answer")
+
+
+# -- migration 8 -----------------------------------------------------------------------------
+
+
+async def test_migration_8_gives_old_rows_their_policy(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    db = Database(sqlite_url(tmp_path / "old.db"))
+    try:
+        await upgrade(db)
+        async with db.engine.begin() as conn:
+            # What a store before version 8 looked like.
+            await conn.execute(text("DROP INDEX ix_outbox_chat"))
+            for column in ("delivery", "attempted_at", "next_attempt_at"):
+                await conn.execute(text(f"ALTER TABLE outbox DROP COLUMN {column}"))
+            await conn.execute(text("DELETE FROM schema_version WHERE version >= 8"))
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox (platform, chat_id, thread_id, text, as_name, meta, state,"
+                    " attempts, created_at) VALUES ('telegram', '1', '', 'copy', 'Ann', '{}',"
+                    " 'pending', 0, '2026-01-01'), ('telegram', '1', '', 'reply', NULL, '{}',"
+                    " 'pending', 0, '2026-01-01')"
+                )
+            )
+        assert 8 in await upgrade(db)
+        async with db.session() as s:
+            rows = (await s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        assert [(r.text, r.delivery, r.attempted_at) for r in rows] == [
+            ("copy", "at_least_once", None),
+            ("reply", "at_most_once", None),
+        ]
+    finally:
+        await db.close()
