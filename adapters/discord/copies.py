@@ -17,7 +17,13 @@ import discord
 
 from adapters.base import AdapterError, Progress
 from adapters.discord.client import NO_MENTIONS, CopssClient
-from adapters.discord.translate import MESSAGE_LIMIT, adapter_error, copy_head, webhook_username
+from adapters.discord.translate import (
+    MESSAGE_LIMIT,
+    adapter_error,
+    copy_head,
+    message_nonce,
+    webhook_username,
+)
 from adapters.discord.webhooks import Webhooks, thread_arg, webhook_gone
 from adapters.text import outgoing_name, outgoing_text, split_pieces
 from bot.events import ChannelRef
@@ -109,7 +115,7 @@ class PostedCopies:
                 if index < len(ids):
                     await self._edit_chunk(channel, hook, ids[index], content)
                     continue
-                ids.append(await self._post_chunk(channel, hook, name, content))
+                ids.append(await self._post_chunk(channel, hook, name, content, ids[0], index))
                 if progress is not None:
                     await progress.changed([str(i) for i in ids])
             kept, leftover = ids[: len(pieces)], ids[len(pieces) :]
@@ -140,7 +146,13 @@ class PostedCopies:
         await partial.edit(content=content, allowed_mentions=NO_MENTIONS)
 
     async def _post_chunk(
-        self, channel: ChannelRef, hook: discord.Webhook | None, name: str | None, content: str
+        self,
+        channel: ChannelRef,
+        hook: discord.Webhook | None,
+        name: str | None,
+        content: str,
+        first: int,
+        index: int,
     ) -> int:
         # An extra chunk of a grown edit: through the copy's webhook under its author's name,
         # else as the bot (after the name in the head of the first chunk).
@@ -153,7 +165,12 @@ class PostedCopies:
                 thread=thread_arg(channel),
             )
             return hooked.id
-        sent = await self.client.messageable(channel).send(content, allowed_mentions=NO_MENTIONS)
+        # A stable nonce (the message's first chunk, the chunk's place and text): an attempt
+        # whose answer was lost and is made again gets the chunk Discord already made.
+        nonce = message_nonce(f"edit:{first}", channel, index, content)
+        sent = await self.client.messageable(channel).send(
+            content, allowed_mentions=NO_MENTIONS, nonce=nonce
+        )
         return sent.id
 
     async def _delete_chunk(
