@@ -94,6 +94,8 @@ async def prepare_store(config: Config, *, writable: bool = False) -> Database:
         await upgrade(db)
         if writable:
             await db.check_writable()
+        # From now on every transaction checks that the SQLite file is still this one.
+        db.remember_file()
         if config.matching.load_starter_kb:
             try:
                 async with db.session() as session:

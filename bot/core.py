@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from adapters.base import (
     Adapter,
     AdapterError,
     Progress,
+    SinkUnavailable,
     TransientAdapterError,
     UncertainSendError,
 )
@@ -46,7 +48,8 @@ from bot.events import (
     to_record,
 )
 from bot.pacing import Pacer
-from storage.engine import Database, _reason
+from bot.supervision import StoreHealth
+from storage.engine import Database, StoreGone, _reason
 from storage.models import InboxEvent, OutboxMessage, utcnow
 from storage.repos.conversation import ConversationRepo
 from storage.repos.queues import InboxRepo, OutboxRepo
@@ -136,10 +139,28 @@ class Context:
         return await self.hub.is_admin(channel, user_id)
 
 
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race with
+#: another one and may simply run again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+#: Immediate re-runs of an event's handlers after a deadlock or serialization failure, before
+#: the dispatcher waits for the store as after any other store failure.
+RACE_RETRIES = 3
+
+
+def _lost_race(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` is a deadlock or serialization failure (PostgreSQL)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in TRANSIENT_SQLSTATES
+
+
 def _store_unavailable(exc: SQLAlchemyError) -> bool:
     """Whether ``exc`` says the store could not be reached or used for now (connection lost,
-    locked, timed out), rather than that the statement was wrong for it."""
+    locked, timed out, gone, a lost race with another transaction), rather than that the
+    statement was wrong for it: the handlers are then run again, not counted as failing."""
     if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    if isinstance(exc, StoreGone) or _lost_race(exc):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
@@ -176,6 +197,9 @@ class Hub:
         self.prepare_hooks = list(prepare_hooks)
         # Outcomes of sends the store could not record yet (recorded first when it answers).
         self._outcomes: list[Callable[[], Awaitable[None]]] = []
+        #: Store failures in a row, and the admins' warning after too many.
+        self.health = StoreHealth(self.warn_admins)
+        self._intake_delay = STORE_RETRY
         self._inbox_ready = asyncio.Event()
         self._outbox_ready = {p: asyncio.Event() for p in self.adapters}
         self._sender_idle = {p: asyncio.Event() for p in self.adapters}
@@ -212,10 +236,21 @@ class Hub:
         Every string in it is made storable first (:func:`bot.events.sanitized`): handlers
         only ever see the stored form."""
         event = sanitized(event)
-        async with self.db.session() as session:
-            stored = await InboxRepo(session).put(
-                dedup_key(event), to_record(event), event.channel.platform
-            )
+        try:
+            async with self.db.session() as session:
+                stored = await InboxRepo(session).put(
+                    dedup_key(event), to_record(event), event.channel.platform
+                )
+        except SQLAlchemyError as exc:
+            # The adapter acknowledges nothing, logs one line and tries again after the wait,
+            # which doubles with each failure in a row.
+            delay = self._intake_delay
+            self._intake_delay = min(delay * 2, STORE_RETRY_MAX)
+            reason = _reason(exc)
+            self.health.failed(reason, [event.channel])
+            raise SinkUnavailable(reason, delay) from exc
+        self._intake_delay = STORE_RETRY
+        self.health.answered()
         if stored is None:
             log.debug("duplicate event dropped: %s", dedup_key(event))
             return
@@ -242,10 +277,13 @@ class Hub:
                     delay,
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
+                self.health.failed(_reason(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX)
                 continue
             delay = STORE_RETRY
+            if handled:
+                self.health.answered()  # a write went through (a read alone may not tell)
             if not handled:
                 self.idle.set()
                 self._inbox_ready.clear()
@@ -284,7 +322,17 @@ class Hub:
             return claimed
         row_id, key, attempt = claimed
         try:
-            queued = await self._handle(row_id, key, attempt)
+            for race in range(RACE_RETRIES + 1):
+                try:
+                    queued = await self._handle(row_id, key, attempt)
+                    break
+                except SQLAlchemyError as exc:
+                    if not _lost_race(exc) or race == RACE_RETRIES:
+                        raise
+                    # Lost a race with another transaction (PostgreSQL deadlock or
+                    # serialization failure): nothing of it was kept; run it again at once.
+                    log.warning("handling %s lost a race (%s); running it again", key, _reason(exc))
+                    await asyncio.sleep(random.uniform(0, 0.05 * 2**race))
         except SQLAlchemyError as exc:
             if _store_unavailable(exc):
                 # Not the event's fault (in a handler or in recording the outcome): the
@@ -428,6 +476,7 @@ class Hub:
                     delay,
                     exc_info=log.isEnabledFor(logging.DEBUG),
                 )
+                self.health.failed(_reason(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, STORE_RETRY_MAX)
                 # A row may have been left "sending" by a failed write after a definite
@@ -436,6 +485,8 @@ class Hub:
                 ready.set()
                 continue
             delay = STORE_RETRY
+            if rows:
+                self.health.answered()
             if not rows:
                 if not ready.is_set():
                     self._sender_idle[platform].set()
@@ -676,6 +727,25 @@ class Hub:
             if hooks:
                 for hook in self.sent_hooks:
                     await hook(session, fresh, message_id)
+
+    async def warn_admins(self, text: str, chats: frozenset[ChannelRef]) -> None:
+        """Tell admins about a failure straight through the adapters (not the outbox: the
+        store is what failed): by private message to the admins configured for platforms this
+        process runs; when none is, in the chats whose messages wait."""
+        log.error("warning admins: %s", text)
+        targets = [
+            ChannelRef(platform, user_id)
+            for platform, _, user_id in (a.partition(":") for a in sorted(self.admins))
+            if platform in self.adapters and platform != "console"
+        ]
+        for channel in targets or sorted(chats, key=lambda c: c.key()):
+            adapter = self.adapters.get(channel.platform)
+            if adapter is None:
+                continue
+            try:
+                await adapter.send(Outgoing(channel=channel, text=text))
+            except Exception as exc:
+                log.warning("could not warn %s: %s", channel.key(), exc)
 
     # -- admin truth ---------------------------------------------------------------------------
 

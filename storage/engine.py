@@ -27,6 +27,12 @@ class StorageError(Exception):
     """The store cannot be opened or used (corrupt file, unreachable server, bad URL)."""
 
 
+class StoreGone(StorageError, SQLAlchemyError):
+    """The SQLite file copss opened was deleted or replaced while it ran. SQLite would go on
+    writing to the deleted file (its connections keep it open), so every later transaction
+    raises this instead; a store error like any other to the code that handles those."""
+
+
 def default_database_path() -> Path:
     """``$COPSS_HOME/copss.db``, else ``$XDG_DATA_HOME/copss/copss.db`` (~/.local/share)."""
     home = os.environ.get("COPSS_HOME")
@@ -140,16 +146,54 @@ class Database:
         # "database is locked". Taking turns in-process first keeps copss's own sessions in
         # order (FIFO); busy_timeout still covers other processes on the same file.
         self._turn = asyncio.Lock() if self.dialect == "sqlite" else None
+        # The SQLite file as first opened (device, inode): see check_still_there.
+        self._identity: tuple[int, int] | None = None
 
     @property
     def is_sqlite(self) -> bool:
         """Whether the store is a SQLite file."""
         return self.dialect == "sqlite"
 
+    def _file(self) -> Path | None:
+        if not self.is_sqlite or not self.url.database or self.url.database == ":memory:":
+            return None
+        return Path(self.url.database)
+
+    def remember_file(self) -> None:
+        """Note which file the store is (device and inode), once it is open: every later
+        transaction checks that it is still that file (see :meth:`check_still_there`)."""
+        path = self._file()
+        if path is not None:
+            info = path.stat()
+            self._identity = (info.st_dev, info.st_ino)
+
+    def check_still_there(self) -> None:
+        """Raise :class:`StoreGone` when the SQLite file noted by :meth:`remember_file` was
+        deleted (or its folder) or replaced by another file since."""
+        path = self._file()
+        if path is None or self._identity is None:
+            return
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise StoreGone(
+                f"database {path} is gone (deleted, or its folder, while copss ran); nothing "
+                "is confirmed to the platforms until it is restored and copss restarted"
+            ) from None
+        except OSError:
+            return  # cannot tell (e.g. a permission problem): the store's own errors will say
+        if (info.st_dev, info.st_ino) != self._identity:
+            raise StoreGone(
+                f"database {path} was replaced by another file while copss ran; nothing is "
+                "confirmed to the platforms until copss is restarted"
+            )
+
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction: committed on success, rolled back on error. On SQLite
-        sessions take turns (first come, first served)."""
+        sessions take turns (first come, first served). Raises :class:`StoreGone` when the
+        SQLite file was deleted or replaced since :meth:`remember_file`."""
+        self.check_still_there()
         if self._turn is None or _in_session.get():
             async with self._transaction() as session:
                 yield session
