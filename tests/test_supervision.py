@@ -140,3 +140,42 @@ async def test_store_folder_removed_while_running(
     failures = _not_stored(caplog)
     assert failures and all("is gone" in r.getMessage() for r in failures)
     assert api.confirmed_offset == first + 1
+
+
+# -- a lost race re-runs the handlers ------------------------------------------------------------
+
+
+class _PgError(Exception):
+    """What asyncpg's errors carry: the SQLSTATE."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"SQLSTATE {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+async def test_deadlock_or_serialization_failure_reruns_the_handlers(
+    tmp_path: Path, sqlstate: str
+) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from storage.engine import Database
+    from storage.migrations import upgrade
+    from tests.test_parking import inbox, on_text, running
+
+    def racing(attempt: int) -> None:
+        if attempt <= 2:
+            raise DBAPIError("UPDATE thread ...", {}, _PgError(sqlstate))
+
+    db = Database(sqlite_url(tmp_path / "copss.db"))
+    try:
+        await upgrade(db)
+        async with running(db, on_text("race", racing)) as copss:
+            await copss.say("race", "after")
+            assert copss.recorder.texts == ["race", "after"]
+        rows = await inbox(db)
+    finally:
+        await db.close()
+    # Not the event's failure: one attempt, no error, handled.
+    assert (rows["race"].attempts, rows["race"].error) == (1, None)
+    assert rows["race"].handled_at is not None
