@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,12 @@ def user_id_of(from_id: Any) -> str | None:
         return None
     if isinstance(from_id, int | float):
         return str(int(from_id))
-    text = str(from_id)
+    return _user_id_of_text(str(from_id))
+
+
+@lru_cache(maxsize=65536)
+def _user_id_of_text(text: str) -> str:
+    # A chat's members write many messages each: their ids are worked out once.
     for prefix, bot_api in (("user", ""), ("channel", "-100"), ("chat", "-")):
         if text.startswith(prefix) and text[len(prefix) :].lstrip("-").isdigit():
             return bot_api + text[len(prefix) :]

@@ -9,7 +9,8 @@ that live capture cannot wait for:
    (:func:`faq.gratitude.is_thanks`) marks the question solved, accepting the answer it replied
    to. A reply to any other message is judged like a message of its own, but never attached by
    the time-window rule (it belongs to another conversation).
-2. **Questions**: a message :func:`faq.detect.detect_question` calls a question opens a thread.
+2. **Questions**: a message :func:`faq.detect.detect_question` calls a question opens a thread
+   (judged by :func:`bot.importing.words.asks`, which gives the same verdicts faster).
 3. **Unthreaded chat** (a message that neither replies nor asks), in the same channel:
 
    * by the asker of a question asked at most :data:`WINDOW` before, which has an answer: a
@@ -39,9 +40,8 @@ from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from bot.importing.records import ChannelKey, ImportedMessage
-from faq.detect import detect_question
+from bot.importing.words import asks, terms
 from faq.gratitude import is_thanks
-from faq.normalize import search_terms
 from storage.stemmer import stem
 
 #: How long after a question an unthreaded message may still answer (or thank for) it.
@@ -117,6 +117,9 @@ class Verdict:
     """What one message turned out to be."""
 
     question: bool = False
+    #: A question's search words (:func:`faq.normalize.search_terms` with the built-in
+    #: synonyms), worked out once for similarity and, where they apply, the index.
+    terms: list[str] | None = None
     #: The thread (its question's key) this message answers.
     answers: MsgKey | None = None
     #: Threads it marked solved, each with the accepted answer (None: the question itself).
@@ -131,7 +134,7 @@ def key_of(message: ImportedMessage, message_id: str | None = None) -> MsgKey:
 
 def stems_of(text: str) -> frozenset[str]:
     """The word stems similarity is judged on."""
-    return frozenset(stem(t) for t in search_terms(text))
+    return frozenset(stem(t) for t in terms(text))
 
 
 class ThreadBuilder:
@@ -178,7 +181,7 @@ class ThreadBuilder:
                     return verdict
                 self._answer(thread, key, m, verdict)
                 return verdict
-        if detect_question(m.text).is_question:
+        if asks(m.text):
             self._question(key, m, verdict)
             return verdict
         if not replied:
@@ -187,7 +190,9 @@ class ThreadBuilder:
 
     def _question(self, key: MsgKey, m: ImportedMessage, verdict: Verdict) -> None:
         verdict.question = True
-        state = ThreadState(key, m.channel.key, m.author_id, m.sent_at, stems_of(m.text))
+        verdict.terms = terms(m.text)
+        stems = frozenset(stem(t) for t in verdict.terms)
+        state = ThreadState(key, m.channel.key, m.author_id, m.sent_at, stems)
         self.threads[key] = state
         self.nodes[key] = Node(key, m.author_id)
         self.recent.setdefault(m.channel.key, deque()).append(state)
@@ -239,7 +244,7 @@ class ThreadBuilder:
             return
         latest = recent[-1]
         if (
-            latest in others
+            any(t is latest for t in others)
             and m.sent_at - latest.asked_at <= ADJACENT
             and len(m.text.split()) >= MIN_WORDS
         ):
