@@ -10,31 +10,37 @@ before it answers). Members who opted out are not stored, nor are their messages
 
 Every row has a stable key from the platform's ids (channel: platform, chat, thread; member:
 platform, user; message: channel, message id; thread: its question; answer: thread, message),
-so importing the same file again adds nothing. Each batch of :data:`BATCH` messages is one
-short transaction of bulk Core inserts (SQLite has one writer: a running copss waits for at
-most one batch).
+so importing the same file again adds nothing.
+
+Each batch of :data:`BATCH` messages is judged outside any transaction; what it adds is then
+written in one short transaction of driver-level bulk statements (:mod:`bot.importing.rawsql`),
+so a running copss on the same SQLite file (one writer at a time) waits for one batch's writes
+at most. A batch that brings a new channel or member, or replies to a message the builder does
+not remember, first looks them up (and stores the new ones) in a transaction of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.features.settings import community_synonyms
+from bot.importing.rawsql import Raw
 from bot.importing.records import ChannelKey, ImportedMessage
 from bot.importing.threads import Bounded, MsgKey, ThreadBuilder, ThreadState, Verdict, key_of
-from faq.index_text import thread_search_text
-from faq.normalize import Synonyms
+from bot.importing.words import search_text
+from faq.normalize import DEFAULT, Synonyms
 from storage.engine import Database
 from storage.models import Answer, Channel, Community, Member, Message, Thread
 from storage.repos.communities import new_community
 
-#: Messages per transaction: about 50 ms of work, so a running copss on the same SQLite file
+#: Messages per batch: its writes take about 15 ms, so a running copss on the same SQLite file
 #: waits little for its turn.
 BATCH = 1000
 #: Thread ids remembered (as the builder remembers threads); older ones are looked up.
@@ -74,6 +80,8 @@ class Writer:
         self._members: dict[tuple[str, str], tuple[int, bool]] = {}
         self._threads: Bounded[MsgKey, int] = Bounded(memory)
         self._insert: Any = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        #: The longest transaction so far, in seconds (from its first statement to its commit).
+        self.longest = 0.0
 
     async def write(
         self, messages: Iterable[ImportedMessage], progress: Callable[[int], None] | None = None
@@ -92,25 +100,35 @@ class Writer:
     async def _flush(
         self, batch: list[ImportedMessage], progress: Callable[[int], None] | None
     ) -> None:
-        async with self.db.session() as session:
-            await session.run_sync(lambda s: self._batch(s.connection(), batch))
+        authors = {(m.channel.platform, m.author_id) for m in batch if m.author_id is not None}
+        if any(m.channel.key not in self._places for m in batch) or not authors.issubset(
+            self._members
+        ):
+            await self._transaction(lambda conn: self._know(conn, batch))
+        kept = [m for m in batch if not self._opted_out(m)]
+        self.stats.skipped += len(batch) - len(kept)
+        wanted = self.builder.parents_to_fetch(kept)
+        if wanted:
+            await self._transaction(lambda conn: self._fetch_parents(conn, wanted))
+        verdicts = [self.builder.feed(m) for m in kept]
+        await self._transaction(lambda conn: self._store(conn, kept, verdicts))
         self.stats.read += len(batch)
         if progress is not None:
             progress(len(batch))
 
-    # -- one batch, in one transaction ---------------------------------------------------------
+    async def _transaction(self, work: Callable[[Connection], None]) -> None:
+        async with self.db.session() as session:
+            start = time.perf_counter()
+            await session.run_sync(lambda s: work(s.connection()))
+        self.longest = max(self.longest, time.perf_counter() - start)
 
-    def _batch(self, conn: Connection, batch: list[ImportedMessage]) -> None:
+    # -- what a batch needs to know first ------------------------------------------------------
+
+    def _know(self, conn: Connection, batch: list[ImportedMessage]) -> None:
         for m in batch:
             if m.channel.key not in self._places:
                 self._places[m.channel.key] = self._place(conn, m)
         self._resolve_members(conn, batch)
-        kept = [m for m in batch if not self._opted_out(m)]
-        self.stats.skipped += len(batch) - len(kept)
-        self._fetch_parents(conn, kept)
-        verdicts = [self.builder.feed(m) for m in kept]
-        ids = self._store_messages(conn, kept)
-        self._store_threads(conn, kept, verdicts, ids)
 
     def _place(self, conn: Connection, m: ImportedMessage) -> _Place:
         platform, chat, thread = m.channel.key
@@ -202,12 +220,9 @@ class Writer:
         found = self._members.get((m.channel.platform, m.author_id))
         return found[0] if found else None
 
-    def _fetch_parents(self, conn: Connection, batch: list[ImportedMessage]) -> None:
+    def _fetch_parents(self, conn: Connection, wanted: set[MsgKey]) -> None:
         """Teach the builder the reply targets it does not remember that the store has in a
         thread (stored live, by an earlier import, or forgotten for memory)."""
-        wanted = self.builder.parents_to_fetch(batch)
-        if not wanted:
-            return
         found = self._message_rows(conn, wanted)
         if not found:
             return
@@ -282,54 +297,68 @@ class Writer:
                 found.setdefault((platform, chat, pmid), (int(message_id), user))
         return found
 
-    def _store_messages(self, conn: Connection, batch: list[ImportedMessage]) -> dict[MsgKey, int]:
+    # -- one batch's writes, in one transaction -------------------------------------------------
+
+    def _store(
+        self, conn: Connection, batch: list[ImportedMessage], verdicts: list[Verdict]
+    ) -> None:
+        raw = Raw(conn)
+        ids = self._store_messages(raw, batch)
+        self._store_threads(conn, raw, batch, verdicts, ids)
+
+    def _store_messages(self, raw: Raw, batch: list[ImportedMessage]) -> dict[MsgKey, int]:
         by_channel: dict[int, list[ImportedMessage]] = {}
         for m in batch:
             by_channel.setdefault(self._places[m.channel.key].channel_id, []).append(m)
         ids: dict[MsgKey, int] = {}
+        at = raw.time
         for channel_id, messages in by_channel.items():
-            existing = self._ids_in(conn, channel_id, [m.message_id for m in messages])
+            pmids = [m.message_id for m in messages]
+            existing = self._ids_in(raw, channel_id, pmids)
             rows = [
-                {
-                    "channel_id": channel_id,
-                    "platform_message_id": m.message_id,
-                    "member_id": self._member_id(m),
-                    "text": m.text,
-                    "reply_to": m.reply_to,
-                    "origin": None,
-                    "sent_at": m.sent_at,
-                    "edited_at": m.edited_at,
-                    "deleted": False,
-                }
+                (
+                    channel_id,
+                    m.message_id,
+                    self._member_id(m),
+                    m.text,
+                    m.reply_to,
+                    None,
+                    at(m.sent_at),
+                    None if m.edited_at is None else at(m.edited_at),
+                    False,
+                )
                 for m in _unique(messages)
                 if m.message_id not in existing
             ]
             if rows:
-                conn.execute(
-                    self._insert(Message).on_conflict_do_nothing(
-                        index_elements=["channel_id", "platform_message_id"]
-                    ),
+                raw.many(
+                    "INSERT INTO message (channel_id, platform_message_id, member_id, text, "
+                    "reply_to, origin, sent_at, edited_at, deleted) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (channel_id, platform_message_id) DO NOTHING",
                     rows,
                 )
                 self.stats.messages += len(rows)
-                existing = self._ids_in(conn, channel_id, [m.message_id for m in messages])
+                existing = self._ids_in(raw, channel_id, pmids)
             for m in messages:
                 found = existing.get(m.message_id)
                 if found is not None:
                     ids[key_of(m)] = found
         return ids
 
-    def _ids_in(self, conn: Connection, channel_id: int, pmids: Sequence[str]) -> dict[str, int]:
-        rows = conn.execute(
-            select(Message.platform_message_id, Message.id).where(
-                Message.channel_id == channel_id, Message.platform_message_id.in_(list(pmids))
-            )
+    def _ids_in(self, raw: Raw, channel_id: int, pmids: list[str]) -> dict[str, int]:
+        rows = raw.rows(
+            "SELECT platform_message_id, id FROM message "
+            "WHERE channel_id = ? AND platform_message_id {in}",
+            channel_id,
+            raw.values(pmids),
         )
         return {str(pmid): int(mid) for pmid, mid in rows}
 
     def _store_threads(
         self,
         conn: Connection,
+        raw: Raw,
         batch: list[ImportedMessage],
         verdicts: list[Verdict],
         ids: dict[MsgKey, int],
@@ -337,19 +366,19 @@ class Writer:
         # What this batch did to each thread: answers (message key, time), solved, accepted.
         answered: dict[MsgKey, list[tuple[MsgKey, datetime]]] = {}
         solved: dict[MsgKey, MsgKey | None] = {}
-        questions: list[ImportedMessage] = []
+        questions: list[tuple[ImportedMessage, Verdict]] = []
         for m, v in zip(batch, verdicts, strict=True):
             if v.question:
-                questions.append(m)
+                questions.append((m, v))
             if v.answers is not None:
                 answered.setdefault(v.answers, []).append((key_of(m), m.sent_at))
             for thread, accepted in v.solves:
                 solved[thread] = accepted if accepted is not None else solved.get(thread)
         if questions:
-            self._insert_threads(conn, questions, ids, answered, solved)
+            self._insert_threads(raw, questions, ids, answered, solved)
         touched = set(answered) | set(solved)
         self._thread_ids(conn, touched)
-        answer_rows = []
+        answer_rows: list[tuple[int, int, datetime]] = []
         for thread, given in answered.items():
             thread_id = self._threads.get(thread)
             if thread_id is None:
@@ -357,48 +386,41 @@ class Writer:
             for message, at in given:
                 message_id = ids.get(message)
                 if message_id is not None:
-                    answer_rows.append(
-                        {"thread_id": thread_id, "message_id": message_id, "answered_at": at}
-                    )
+                    answer_rows.append((thread_id, message_id, at))
         if answer_rows:
-            existing = {
-                (t, m)
-                for t, m in conn.execute(
-                    select(Answer.thread_id, Answer.message_id).where(
-                        Answer.message_id.in_([r["message_id"] for r in answer_rows])
-                    )
-                )
-            }
-            new = [r for r in answer_rows if (r["thread_id"], r["message_id"]) not in existing]
+            existing = set(self._answers_of(raw, {r[0] for r in answer_rows}))
+            new = [r for r in answer_rows if (r[0], r[1]) not in existing]
             if new:
-                conn.execute(
-                    self._insert(Answer).on_conflict_do_nothing(
-                        index_elements=["thread_id", "message_id"]
-                    ),
-                    [{**r, "votes": 0} for r in new],
+                raw.many(
+                    "INSERT INTO answer (thread_id, message_id, answered_at, votes) "
+                    "VALUES (?, ?, ?, 0) ON CONFLICT (thread_id, message_id) DO NOTHING",
+                    [(t, m, raw.time(at)) for t, m, at in new],
                 )
                 self.stats.answers += len(new)
-        self._update_threads(conn, answered, solved, ids)
+        self._update_threads(conn, raw, answered, solved, ids)
+
+    def _answers_of(self, raw: Raw, thread_ids: set[int]) -> dict[tuple[int, int], int]:
+        """(thread id, message id) -> answer id of the threads' stored answers (by thread:
+        ``answer`` is indexed by thread, not by message)."""
+        rows = raw.rows(
+            "SELECT thread_id, message_id, id FROM answer WHERE thread_id {in}",
+            raw.values(sorted(thread_ids)),
+        )
+        return {(int(t), int(m)): int(a) for t, m, a in rows}
 
     def _insert_threads(
         self,
-        conn: Connection,
-        questions: list[ImportedMessage],
+        raw: Raw,
+        questions: list[tuple[ImportedMessage, Verdict]],
         ids: dict[MsgKey, int],
         answered: dict[MsgKey, list[tuple[MsgKey, datetime]]],
         solved: dict[MsgKey, MsgKey | None],
     ) -> None:
-        message_ids = {key_of(m): ids[key_of(m)] for m in questions if key_of(m) in ids}
-        existing = {
-            question: thread
-            for question, thread in conn.execute(
-                select(Thread.question_message_id, Thread.id).where(
-                    Thread.question_message_id.in_(list(message_ids.values()))
-                )
-            )
-        }
+        message_ids = {key_of(m): ids[key_of(m)] for m, _ in questions if key_of(m) in ids}
+        existing = self._threads_of(raw, list(message_ids.values()))
         rows = []
-        for m in questions:
+        status_solved = 0
+        for m, verdict in questions:
             key = key_of(m)
             message_id = message_ids.get(key)
             if message_id is None or message_id in existing:
@@ -408,32 +430,40 @@ class Writer:
             given = answered.get(key)
             # The status it ends the batch with, so the index trigger runs once per thread.
             status = "solved" if key in solved else "answered" if given else "open"
+            status_solved += status == "solved"
             rows.append(
-                {
-                    "community_id": place.community_id,
-                    "question_message_id": message_id,
-                    "question_text": m.text,
-                    "search_text": thread_search_text(m.text, place.synonyms),
-                    "status": status,
-                    "asked_at": m.sent_at,
-                    "first_answer_at": min(at for _, at in given) if given else None,
-                    "accepted_answer_id": None,
-                    "tags": [],
-                }
+                (
+                    place.community_id,
+                    message_id,
+                    m.text,
+                    _search_text(m.text, verdict.terms, place.synonyms),
+                    status,
+                    raw.time(m.sent_at),
+                    raw.time(min(at for _, at in given)) if given else None,
+                    None,
+                    "[]",
+                )
             )
         if rows:
-            conn.execute(insert(Thread), rows)
-            self.stats.questions += len(rows)
-            self.stats.solved += sum(1 for r in rows if r["status"] == "solved")
-        created = conn.execute(
-            select(Thread.question_message_id, Thread.id).where(
-                Thread.question_message_id.in_(list(message_ids.values()))
+            raw.many(
+                "INSERT INTO thread (community_id, question_message_id, question_text, "
+                "search_text, status, asked_at, first_answer_at, accepted_answer_id, tags) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
-        )
+            self.stats.questions += len(rows)
+            self.stats.solved += status_solved
         by_message = {mid: key for key, mid in message_ids.items()}
-        for question_id, thread_id in created:
-            if question_id is not None:
-                self._threads[by_message[int(question_id)]] = int(thread_id)
+        for question_id, thread_id in self._threads_of(raw, list(message_ids.values())).items():
+            self._threads[by_message[question_id]] = thread_id
+
+    def _threads_of(self, raw: Raw, message_ids: list[int]) -> dict[int, int]:
+        """Question message id -> thread id of the threads these messages opened."""
+        rows = raw.rows(
+            "SELECT question_message_id, id FROM thread WHERE question_message_id {in}",
+            raw.values(message_ids),
+        )
+        return {int(q): int(t) for q, t in rows if q is not None}
 
     def _thread_ids(self, conn: Connection, keys: set[MsgKey]) -> None:
         """Find the store ids of threads the builder knows but this writer forgot."""
@@ -455,6 +485,7 @@ class Writer:
     def _update_threads(
         self,
         conn: Connection,
+        raw: Raw,
         answered: dict[MsgKey, list[tuple[MsgKey, datetime]]],
         solved: dict[MsgKey, MsgKey | None],
         ids: dict[MsgKey, int],
@@ -465,42 +496,26 @@ class Writer:
         for thread, given in answered.items():
             thread_id = self._threads.get(thread)
             if thread_id is not None:
-                firsts.append({"tid": thread_id, "at": min(at for _, at in given)})
+                firsts.append((thread_id, min(at for _, at in given)))
         if firsts:
-            conn.execute(
-                update(Thread)
-                .where(Thread.id == bindparam("tid"), Thread.status == "open")
-                .values(status="answered"),
-                [{"tid": f["tid"]} for f in firsts],
+            raw.run(
+                "UPDATE thread SET status = 'answered' WHERE id {in} AND status = 'open'",
+                raw.values([t for t, _ in firsts]),
             )
-            conn.execute(
-                update(Thread)
-                .where(
-                    Thread.id == bindparam("tid"),
-                    or_(
-                        Thread.first_answer_at.is_(None),
-                        Thread.first_answer_at > bindparam("at", type_=Thread.first_answer_at.type),
-                    ),
-                )
-                .values(first_answer_at=bindparam("at", type_=Thread.first_answer_at.type)),
-                firsts,
+            raw.many(
+                "UPDATE thread SET first_answer_at = ? "
+                "WHERE id = ? AND (first_answer_at IS NULL OR first_answer_at > ?)",
+                [(raw.time(at), t, raw.time(at)) for t, at in firsts],
             )
         if not solved:
             return
-        to_solve = [
-            {"tid": self._threads.get(t)} for t in solved if self._threads.get(t) is not None
-        ]
+        to_solve = [self._threads.get(t) for t in solved if self._threads.get(t) is not None]
         if to_solve:
-            result = conn.execute(
-                update(Thread)
-                .where(
-                    Thread.id == bindparam("tid"),
-                    or_(Thread.status == "open", Thread.status == "answered"),
-                )
-                .values(status="solved"),
-                to_solve,
+            self.stats.solved += raw.run(
+                "UPDATE thread SET status = 'solved' "
+                "WHERE id {in} AND (status = 'open' OR status = 'answered')",
+                raw.values(to_solve),
             )
-            self.stats.solved += max(0, result.rowcount or 0)
         accepted = []
         for thread, answer in solved.items():
             thread_id = self._threads.get(thread)
@@ -514,22 +529,19 @@ class Writer:
                 accepted.append((thread_id, message_id))
         if not accepted:
             return
-        answer_ids = dict(
-            ((t, m), a)
-            for a, t, m in conn.execute(
-                select(Answer.id, Answer.thread_id, Answer.message_id).where(
-                    or_(*(and_(Answer.thread_id == t, Answer.message_id == m) for t, m in accepted))
-                )
-            )
+        answer_ids = self._answers_of(raw, {t for t, _ in accepted})
+        raw.many(
+            "UPDATE thread SET accepted_answer_id = ? WHERE id = ? AND accepted_answer_id IS NULL",
+            [(answer_ids[(t, m)], t) for t, m in accepted if (t, m) in answer_ids],
         )
-        rows = [{"tid": t, "aid": answer_ids[(t, m)]} for t, m in accepted if (t, m) in answer_ids]
-        if rows:
-            conn.execute(
-                update(Thread)
-                .where(Thread.id == bindparam("tid"), Thread.accepted_answer_id.is_(None))
-                .values(accepted_answer_id=bindparam("aid")),
-                rows,
-            )
+
+
+def _search_text(text: str, terms: list[str] | None, synonyms: Synonyms) -> str:
+    # The builder worked the question's words out with the built-in synonyms; a community
+    # with synonyms of its own has its index text worked out again with them.
+    if terms is not None and synonyms is DEFAULT:
+        return " ".join(terms) if text.strip() else ""
+    return search_text(text, synonyms)
 
 
 def _unique(messages: list[ImportedMessage]) -> list[ImportedMessage]:

@@ -1,9 +1,13 @@
 """Importing into a store: threads as live capture stores them, idempotent, attached to the
-live chat's community, nothing written from a broken file, found by a running copss."""
+live chat's community, nothing written from a broken file, found by a running copss; on
+SQLite and on PostgreSQL (the ``store`` fixture)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from storage.models import Answer, Channel, Community, Member, Message, Thread
 from storage.repos.conversation import ConversationRepo
 from storage.repos.search import SearchRepo
 from tests.conftest import Harness
+from tests.engines import ENGINES, postgres_database
 from tests.importing.exports import SUPERGROUP, bike_history, tg_chat, tg_message, write
 from tests.test_cli import copss as run_copss
 
@@ -30,15 +35,28 @@ async def counts(db: Database) -> dict[str, int]:
             t.__tablename__: int(await s.scalar(select(func.count()).select_from(t)) or 0)
             for t in TABLES
         }
-        found["search_fts"] = int(await s.scalar(text("SELECT count(*) FROM search_fts")) or 0)
+        if db.is_sqlite:
+            found["search_fts"] = int(await s.scalar(text("SELECT count(*) FROM search_fts")) or 0)
     return found
 
 
-async def test_threads_answers_solved_and_reimport(db: Database, tmp_path: Path) -> None:
-    path = write(tmp_path / "result.json", tg_chat(bike_history()))
-    stats = await import_file(db, "telegram", path)
-    assert (stats.read, stats.messages, stats.questions, stats.answers) == (6, 6, 2, 2)
+async def find(db: Database, question: str) -> Thread | None:
+    """The thread the matcher ranks first for ``question`` in the imported chat's community."""
     async with db.session() as s:
+        community = await s.scalar(
+            select(Channel.community_id).where(Channel.chat_id == f"-100{SUPERGROUP}")
+        )
+        matches = await LexicalMatcher().match(SearchRepo(s), question, community_id=community)
+        if not matches or matches[0].kind != "thread":
+            return None
+        return await s.get(Thread, matches[0].ref_id)
+
+
+async def test_threads_answers_solved_and_reimport(store: Database, tmp_path: Path) -> None:
+    path = write(tmp_path / "result.json", tg_chat(bike_history()))
+    stats = await import_file(store, "telegram", path)
+    assert (stats.read, stats.messages, stats.questions, stats.answers) == (6, 6, 2, 2)
+    async with store.session() as s:
         threads = {t.question_text: t for t in (await s.scalars(select(Thread))).all()}
         milk = threads["Where can I buy cheap oat milk near Utrecht Centraal?"]
         bike = threads["How do I register my bicycle against theft in Amsterdam?"]
@@ -51,17 +69,20 @@ async def test_threads_answers_solved_and_reimport(db: Database, tmp_path: Path)
         said = await s.get(Message, answer.message_id)
         assert said is not None and said.platform_message_id == "6"
         assert bike.first_answer_at == said.sent_at
-        hits = await s.execute(text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'oat'"))
-        assert [r[0] for r in hits] == [milk.id * 2]
-    before = await counts(db)
-    again = await import_file(db, "telegram", path)
+        if store.is_sqlite:
+            fts = text("SELECT rowid FROM search_fts WHERE search_fts MATCH 'oat'")
+            assert [r[0] for r in await s.execute(fts)] == [milk.id * 2]
+    found = await find(store, "where to buy cheap oat milk in utrecht centraal?")
+    assert found is not None and found.id == milk.id
+    before = await counts(store)
+    again = await import_file(store, "telegram", path)
     assert (again.messages, again.questions, again.answers, again.solved) == (0, 0, 0, 0)
-    assert await counts(db) == before
+    assert await counts(store) == before
 
 
-async def test_attaches_to_the_live_chats_community(db: Database, tmp_path: Path) -> None:
+async def test_attaches_to_the_live_chats_community(store: Database, tmp_path: Path) -> None:
     chat = f"-100{SUPERGROUP}"
-    async with db.session() as s:
+    async with store.session() as s:
         live = await ConversationRepo(s).ensure_channel("telegram", chat, None)
         community = live.community_id
         # A question captured live that the history answers.
@@ -84,12 +105,14 @@ async def test_attaches_to_the_live_chats_community(db: Database, tmp_path: Path
                 tags=[],
             )
         )
-    before = await counts(db)
-    stats = await import_file(db, "telegram", write(tmp_path / "r.json", tg_chat(bike_history())))
+    before = await counts(store)
+    stats = await import_file(
+        store, "telegram", write(tmp_path / "r.json", tg_chat(bike_history()))
+    )
     assert stats.channels == 0 and stats.messages == 5
-    after = await counts(db)
+    after = await counts(store)
     assert after["community"] == before["community"] and after["channel"] == before["channel"]
-    async with db.session() as s:
+    async with store.session() as s:
         assert set((await s.scalars(select(Thread.community_id))).all()) == {community}
         live_thread = await s.scalar(select(Thread).where(Thread.question_message_id == msg.id))
         assert live_thread is not None and live_thread.status == "solved"
@@ -97,9 +120,9 @@ async def test_attaches_to_the_live_chats_community(db: Database, tmp_path: Path
 
 
 async def test_topic_joins_the_chat_community_and_new_chat_gets_its_own(
-    db: Database, tmp_path: Path
+    store: Database, tmp_path: Path
 ) -> None:
-    async with db.session() as s:
+    async with store.session() as s:
         live = await ConversationRepo(s).ensure_channel("telegram", "-5", None)
     path = write(
         tmp_path / "two.json",
@@ -127,31 +150,33 @@ async def test_topic_joins_the_chat_community_and_new_chat_gets_its_own(
             }
         },
     )
-    await import_file(db, "telegram", path)
-    async with db.session() as s:
+    await import_file(store, "telegram", path)
+    async with store.session() as s:
         rows = {c: k for c, k in await s.execute(select(Channel.chat_id, Channel.community_id))}
     assert rows["-5"] == live.community_id and rows["-6"] != live.community_id
 
 
-async def test_opted_out_members_are_left_out(db: Database, tmp_path: Path) -> None:
-    async with db.session() as s:
+async def test_opted_out_members_are_left_out(store: Database, tmp_path: Path) -> None:
+    async with store.session() as s:
         m = await ConversationRepo(s).ensure_member("telegram", "2", "Bob")
         m.opted_out = True
-    stats = await import_file(db, "telegram", write(tmp_path / "r.json", tg_chat(bike_history())))
+    stats = await import_file(
+        store, "telegram", write(tmp_path / "r.json", tg_chat(bike_history()))
+    )
     assert stats.skipped == 2
-    async with db.session() as s:
+    async with store.session() as s:
         ids = set((await s.scalars(select(Message.platform_message_id))).all())
     assert ids == {"2", "4", "5", "6"}
 
 
-async def test_broken_file_writes_nothing(db: Database, tmp_path: Path) -> None:
+async def test_broken_file_writes_nothing(store: Database, tmp_path: Path) -> None:
     whole = write(tmp_path / "w.json", tg_chat(bike_history() * 1)).read_bytes()
     cut = tmp_path / "cut.json"
     cut.write_bytes(whole[: len(whole) - 30])
-    before = await counts(db)
+    before = await counts(store)
     with pytest.raises(ImportFileError, match="ends too early"):
-        await import_file(db, "telegram", cut)
-    assert await counts(db) == before
+        await import_file(store, "telegram", cut)
+    assert await counts(store) == before
 
 
 async def test_import_into_the_store_of_a_running_copss(copss: Harness, tmp_path: Path) -> None:
@@ -174,8 +199,28 @@ async def test_import_into_the_store_of_a_running_copss(copss: Harness, tmp_path
     assert matches[0].kind == "thread" and top is not None and "oat milk" in top.question_text
 
 
+@asynccontextmanager
+async def cli_store(engine: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """The store ``copss`` commands use: the SQLite file in COPSS_HOME, or a fresh
+    PostgreSQL database (COPSS_DATABASE_URL)."""
+    if engine == "sqlite":
+        yield
+        return
+    async with postgres_database() as db:
+        monkeypatch.setenv("COPSS_DATABASE_URL", db.url.render_as_string(hide_password=False))
+        yield
+
+
 @pytest.mark.slow
-def test_copss_import_then_ask_finds_the_thread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_copss_import_then_ask_finds_the_thread(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with cli_store(engine, monkeypatch):
+        await asyncio.to_thread(_import_then_ask, tmp_path)
+
+
+def _import_then_ask(tmp_path: Path) -> None:
     path = write(tmp_path / "result.json", tg_chat(bike_history()))
     out = run_copss(tmp_path, "import", "telegram", str(path))
     assert out.returncode == 0, out.stderr
