@@ -104,9 +104,19 @@ def load_source(semeval: Path | None, stackfaq: Path | None) -> Source:
 
 def synthetic_threads(source: Source, count: int, seed: int = 7) -> Iterator[tuple[str, str]]:
     """``count`` (subject, body) pairs recombined from real questions (see module doc)."""
+    for _, subject, body in traced_synthetic_threads(source, count, seed):
+        yield subject, body
+
+
+def traced_synthetic_threads(
+    source: Source, count: int, seed: int = 7
+) -> Iterator[tuple[int, str, str]]:
+    """:func:`synthetic_threads` with the index in ``source.questions`` of the question each
+    thread rewords (a quality benchmark counts such a thread as asking that question again)."""
     rng = random.Random(seed)
     for i in range(count):
-        subject, body = source.questions[rng.randrange(len(source.questions))]
+        origin = rng.randrange(len(source.questions))
+        subject, body = source.questions[origin]
         words = subject.split()
         if len(words) > 3 and rng.random() < 0.5:
             # Swap two neighbouring words: the same question, worded a little differently.
@@ -116,7 +126,7 @@ def synthetic_threads(source: Source, count: int, seed: int = 7) -> Iterator[tup
         parts += [
             source.sentences[rng.randrange(len(source.sentences))] for _ in range(rng.randint(1, 3))
         ]
-        yield " ".join(words), " ".join(parts) + f" #{i}"
+        yield origin, " ".join(words), " ".join(parts) + f" #{i}"
 
 
 def _rss_mb() -> float:
