@@ -63,11 +63,11 @@ def _describe_levels(inv: Invocation) -> str:
     )
     return (
         f"copss answers outright above the answer level and suggests links above the suggest "
-        f"level, both on {scale}: {'; '.join(parts)}. The default is the config file's level, else the one "
-        "calibrated for the matcher in use; once members have marked enough of copss's "
-        "replies ✅ or ❌, the answer level is learned from them (within 0.10 of the "
-        "default); a level set here wins over both; 'threshold reset' goes back to the "
-        "default."
+        f"level, both on {scale}: {'; '.join(parts)}. The default is the config file's "
+        "level, else the one calibrated for the matcher in use; once members have marked "
+        "enough of copss's replies ✅ or ❌, the answer level is learned from them (within "
+        "0.10 of the default); a level set here wins over both; 'threshold reset' goes back "
+        "to the default."
     )
 
 
