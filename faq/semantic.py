@@ -119,16 +119,21 @@ class SemanticMatcher(LexicalMatcher):
         """Every candidate (lexical and nearest neighbours) with its features and
         confidence, best first."""
         # The encoder is pure computation; it runs in a worker thread (onnxruntime releases
-        # the interpreter lock while it computes).
+        # the interpreter lock while it computes), while the lexical search waits on the store:
+        # on two cores the two overlap instead of adding up (docs/benchmarks.md, scale).
         # Stripped as a thread's text is when it is embedded (the same vector, remembered).
-        vectors = await asyncio.to_thread(self.embedder.encode, [text.strip()])
-        vector = vectors[0]
-        query = await self.prepare(repo, text)
-        hits: list[SearchHit] = []
-        if query is not None and query.queried_words:
-            hits = await repo.candidates(
-                query.queried_words, community_id, self.candidates, query.frequencies
-            )
+        encoding = asyncio.ensure_future(asyncio.to_thread(self.embedder.encode, [text.strip()]))
+        try:
+            query = await self.prepare(repo, text)
+            hits: list[SearchHit] = []
+            if query is not None and query.queried_words:
+                hits = await repo.candidates(
+                    query.queried_words, community_id, self.candidates, query.frequencies
+                )
+        except BaseException:
+            encoding.cancel()
+            raise
+        vector = (await encoding)[0]
         near = self.index.search(vector, community_id, self.vector_candidates)
         cosine: dict[tuple[str, int], float] = {(k, i): c for k, i, c in near}
         known = {(h.kind, h.ref_id) for h in hits}

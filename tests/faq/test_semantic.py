@@ -3,12 +3,15 @@ scope, and the cosine is part of every candidate's evidence."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from faq.index_text import thread_search_text
 from faq.semantic import SemanticMatcher
@@ -16,7 +19,7 @@ from faq.vector_index import VectorIndex
 from storage.engine import Database
 from storage.models import Community, FaqEntry, Thread
 from storage.repos.conversation import ConversationRepo
-from storage.repos.search import SearchRepo
+from storage.repos.search import SearchHit, SearchRepo
 from storage.repos.threads import ThreadRepo
 from tests.fakes.embedder import HashingEmbedder
 
@@ -165,3 +168,42 @@ async def test_a_new_question_is_encoded_once_to_store_and_match(db: Database) -
     rows = embedder.encode(["other text", question])
     assert np.allclose(rows[1], inner.vector(" ".join(question.split())))
     assert embedder.encode([]).shape == (0, 64)
+
+
+class _WaitsForTheStore(MeaningEmbedder):
+    """An encoder that finishes only once the lexical search has reached the store."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim=dim)
+        self.store_reached = threading.Event()
+        self.encoded_before_store: bool | None = None
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        self.encoded_before_store = not self.store_reached.wait(timeout=2)
+        return super().encode(texts)
+
+
+class _SignallingRepo(SearchRepo):
+    def __init__(self, session: AsyncSession, reached: threading.Event) -> None:
+        super().__init__(session)
+        self.reached = reached
+
+    async def candidates(self, *args: Any, **kwargs: Any) -> list[SearchHit]:
+        self.reached.set()
+        return await super().candidates(*args, **kwargs)
+
+
+async def test_the_question_is_encoded_while_the_lexical_search_runs(db: Database) -> None:
+    _, index, ids = await _setup(db)
+    community = await _community(db, ids["a"])
+    embedder = _WaitsForTheStore(dim=64)
+    matcher = SemanticMatcher(embedder, index)
+    async with db.session() as s:
+        ranked = await matcher.rank(
+            _SignallingRepo(s, embedder.store_reached),
+            "where to report a stolen bike",
+            community_id=community,
+        )
+    # Encoding first and searching after would have the encoder wait out its timeout.
+    assert embedder.encoded_before_store is False
+    assert ranked[0].hit.ref_id == ids["a"]
