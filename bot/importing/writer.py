@@ -303,6 +303,10 @@ class Writer:
         self, conn: Connection, batch: list[ImportedMessage], verdicts: list[Verdict]
     ) -> None:
         raw = Raw(conn)
+        if raw.postgres:
+            # A statement prepared while the tables were small keeps its first plan (a scan)
+            # as they grow under the import; planned each time, lookups use the indexes.
+            raw.run("SET LOCAL plan_cache_mode = force_custom_plan")
         ids = self._store_messages(raw, batch)
         self._store_threads(conn, raw, batch, verdicts, ids)
 
