@@ -39,9 +39,10 @@ async def _server_answers() -> bool:
     return True
 
 
-@pytest.fixture
-async def pg() -> AsyncIterator[Database]:
-    """A fresh database on the server, dropped afterwards."""
+@contextlib.asynccontextmanager
+async def postgres_url() -> AsyncIterator[str]:
+    """The URL of a fresh database on the test server, dropped afterwards (skips, with the
+    reason, when no server answers)."""
     if not await _server_answers():
         pytest.skip(f"no PostgreSQL server answers at {BASE_URL} (set COPSS_TEST_PG_URL)")
     import asyncpg
@@ -50,22 +51,61 @@ async def pg() -> AsyncIterator[Database]:
     dsn = BASE_URL.replace("postgresql+asyncpg", "postgresql")
     admin = await asyncpg.connect(dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    db = Database(BASE_URL.rsplit("/", 1)[0] + "/" + name)
     try:
-        yield db
+        yield BASE_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        await db.close()
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty SQLite store."""
+async def pg() -> AsyncIterator[Database]:
+    """A fresh database on the server, dropped afterwards."""
+    async with postgres_url() as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            await db.close()
+
+
+#: ``pytest.fixture(params=ENGINES)``: the PostgreSQL case carries the ``postgres`` marker.
+ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextlib.asynccontextmanager
+async def store_url(engine: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL for a new store on ``engine``: a file in ``tmp_path``, or a fresh PostgreSQL
+    database."""
+    if engine == "sqlite":
+        yield sqlite_url(tmp_path / "copss.db")
+        return
+    async with postgres_url() as url:
+        yield url
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty SQLite store: for tests of SQLite's own side (pragmas, FTS5 tables,
+    reading the file with sqlite3)."""
     database = Database(sqlite_url(tmp_path / "copss.db"))
-    await upgrade(database)
-    yield database
-    await database.close()
+    try:
+        await upgrade(database)
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture(params=ENGINES)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty store, on SQLite and on PostgreSQL."""
+    async with store_url(request.param, tmp_path) as url:
+        database = Database(url)
+        try:
+            await upgrade(database)
+            yield database
+        finally:
+            await database.close()
 
 
 class Harness:
@@ -103,27 +143,44 @@ class Harness:
         return self.console.drain()
 
 
-def make_config(tmp_path: Path, **matching: float | bool | str) -> Config:
-    """A config on a SQLite file in tmp_path, matching on words unless ``model`` is given."""
+def make_config(
+    tmp_path: Path, *, url: str | None = None, **matching: float | bool | str
+) -> Config:
+    """A config on a SQLite file in tmp_path (or the store at ``url``), matching on words
+    unless ``model`` is given."""
     matching.setdefault("model", "")
     return Config(
-        storage=StorageConfig(url=sqlite_url(tmp_path / "copss.db")),
+        storage=StorageConfig(url=url or sqlite_url(tmp_path / "copss.db")),
         matching=MatchingConfig(**matching),  # type: ignore[arg-type]
     )
 
 
-@pytest.fixture
-async def copss(tmp_path: Path) -> AsyncIterator[Harness]:
-    """copss with the starter knowledge base, driven through the console adapter."""
+@contextlib.asynccontextmanager
+async def harness_on(url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    """copss with the starter knowledge base on the store at ``url``, run in-process and
+    driven through the console adapter; stopped on exit."""
     console = ConsoleAdapter("you")
-    async with App(make_config(tmp_path), adapters=[console]) as app:
+    async with App(make_config(tmp_path, url=url), adapters=[console]) as app:
         task = asyncio.create_task(app.run(handle_signals=False))
         harness = Harness(app, console)
         await app.started.wait()
+        try:
+            yield harness
+        finally:
+            app.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+
+
+@pytest.fixture(params=ENGINES)
+async def copss(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Harness]:
+    """copss with the starter knowledge base, driven through the console adapter, on a
+    SQLite file and on PostgreSQL (its data folder, exports included, in tmp_path)."""
+    monkeypatch.setenv("COPSS_HOME", str(tmp_path))
+    async with store_url(request.param, tmp_path) as url, harness_on(url, tmp_path) as harness:
         yield harness
-        app.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
 
 
 #: The Telegram group admin who confirms the bridge in the ``bridged`` fixture.

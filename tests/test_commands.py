@@ -89,8 +89,9 @@ async def test_forget_me_leaves_no_row_naming_member(copss: Harness) -> None:
             rows = (await s.execute(select(table))).all()
             for row in rows:
                 assert "zoltan" not in json.dumps([str(v) for v in row]).casefold(), table.name
-        fts = (await s.execute(text("SELECT text FROM search_fts"))).scalars().all()
-        assert not any("sauna" in t and "late" in t and "open" in t for t in fts)
+        if copss.db.is_sqlite:  # PostgreSQL indexes the rows checked above
+            fts = (await s.execute(text("SELECT text FROM search_fts"))).scalars().all()
+            assert not any("sauna" in t and "late" in t and "open" in t for t in fts)
     assert "usage" in (await copss.command("forget", "everything", user="x")).text.casefold()
 
 

@@ -18,7 +18,8 @@ from storage.repos.search import SearchRepo
 from storage.repos.threads import ThreadRepo
 
 
-async def test_pragmas_and_schema(db: Database) -> None:
+async def test_pragmas_and_schema(sqlite_db: Database) -> None:
+    db = sqlite_db  # SQLite's own side: pragmas and FTS5 tables
     async with db.engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar() == 1
@@ -56,7 +57,8 @@ async def _find(db: Database, query: str) -> list[int]:
     return [m.ref_id for m in matches if m.kind == "thread"]
 
 
-async def test_search_index_follows_insert_edit_delete(db: Database) -> None:
+async def test_search_index_follows_insert_edit_delete(sqlite_db: Database) -> None:
+    db = sqlite_db  # SQLite's own side: pragmas and FTS5 tables
     thread_id = await _thread(db, "Where can I recycle old paint in Groningen?")
     assert await _find(db, "recycle paint groningen") == [thread_id]
     async with db.session() as s:
