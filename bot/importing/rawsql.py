@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -53,12 +54,16 @@ def postgres_time(value: datetime) -> datetime:
 
 
 class Raw:
-    """Statements on the connection of a session's transaction, below SQLAlchemy's types."""
+    """Statements on the DBAPI connection of a session's transaction, below SQLAlchemy."""
 
     def __init__(self, conn: Connection) -> None:
-        self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
-        self.time = postgres_time if self.postgres else sqlite_time
+        self.time: Callable[[datetime], Any] = postgres_time if self.postgres else _sqlite_time
+        # The connection the session's transaction runs on (the driver's, adapted to be
+        # called from run_sync): its cursors return plain tuples.
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None, "the session's connection is open"
+        self._cursor = dbapi.cursor()
         self._texts: dict[str, str] = {}
 
     def _text(self, statement: str) -> str:
@@ -77,14 +82,23 @@ class Raw:
 
     def rows(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         """The rows a query returns; ``{in}`` in ``statement`` is ``IN`` a :meth:`values`."""
-        return [tuple(r) for r in self.conn.exec_driver_sql(self._text(statement), params)]
+        self._cursor.execute(self._text(statement), params)
+        return list(self._cursor.fetchall())
 
     def run(self, statement: str, *params: Any) -> int:
         """Execute once; the number of rows changed."""
-        result = self.conn.exec_driver_sql(self._text(statement), params)
-        return max(0, result.rowcount or 0)
+        self._cursor.execute(self._text(statement), params)
+        return max(0, self._cursor.rowcount or 0)
 
     def many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Execute once per row (the driver's ``executemany``)."""
         if rows:
-            self.conn.exec_driver_sql(self._text(statement), list(rows))
+            self._cursor.executemany(self._text(statement), rows)
+
+    def close(self) -> None:
+        """Let the cursor go (the transaction stays the session's)."""
+        self._cursor.close()
+
+
+#: Imports store each message's time again as its answer's: formatted once.
+_sqlite_time = lru_cache(maxsize=4096)(sqlite_time)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.importing import discord_export, telegram_export
+from bot.importing.gcpolicy import fewer_collections
 from bot.importing.records import ImportedMessage
 from bot.importing.writer import BATCH, ImportStats, Writer
 from storage.engine import Database
@@ -28,7 +29,8 @@ READERS: dict[str, Callable[[Path], Iterator[ImportedMessage]]] = {
 def count(platform: str, path: Path) -> int:
     """How many member messages the export holds; raises
     :class:`~bot.importing.records.ImportFileError` for a file that cannot be read whole."""
-    return sum(1 for _ in READERS[platform](path))
+    with fewer_collections():
+        return sum(1 for _ in READERS[platform](path))
 
 
 async def import_file(

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from bot.importing.records import ChannelKey, ImportedMessage
 from bot.importing.words import asks, terms
@@ -104,9 +104,9 @@ class ThreadState:
     solved: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A remembered thread message: the thread it belongs to, who wrote it."""
+class Node(NamedTuple):
+    """A remembered thread message: the thread it belongs to, who wrote it (a tuple: the
+    builder makes one for most messages of a history)."""
 
     thread: MsgKey
     author: str | None
@@ -134,7 +134,7 @@ def key_of(message: ImportedMessage, message_id: str | None = None) -> MsgKey:
 
 def stems_of(text: str) -> frozenset[str]:
     """The word stems similarity is judged on."""
-    return frozenset(stem(t) for t in terms(text))
+    return frozenset(map(stem, terms(text)))
 
 
 class ThreadBuilder:
@@ -191,11 +191,16 @@ class ThreadBuilder:
     def _question(self, key: MsgKey, m: ImportedMessage, verdict: Verdict) -> None:
         verdict.question = True
         verdict.terms = terms(m.text)
-        stems = frozenset(stem(t) for t in verdict.terms)
-        state = ThreadState(key, m.channel.key, m.author_id, m.sent_at, stems)
+        channel = m.channel.key
+        state = ThreadState(
+            key, channel, m.author_id, m.sent_at, frozenset(map(stem, verdict.terms))
+        )
         self.threads[key] = state
         self.nodes[key] = Node(key, m.author_id)
-        self.recent.setdefault(m.channel.key, deque()).append(state)
+        recent = self.recent.get(channel)
+        if recent is None:
+            recent = self.recent[channel] = deque()
+        recent.append(state)
 
     def _answer(
         self, thread: ThreadState, key: MsgKey, m: ImportedMessage, verdict: Verdict
@@ -244,7 +249,8 @@ class ThreadBuilder:
             return
         latest = recent[-1]
         if (
-            any(t is latest for t in others)
+            latest.asker != m.author_id  # latest is one of the others
+            and not latest.solved
             and m.sent_at - latest.asked_at <= ADJACENT
             and len(m.text.split()) >= MIN_WORDS
         ):

@@ -35,9 +35,6 @@ from faq.normalize import (
     clean,
 )
 
-#: The question marks :func:`faq.detect._has_question_mark` looks for.
-_MARKS: Final = ("?", "？", "¿")
-
 
 def _set(words: str) -> frozenset[str]:
     return frozenset(words.split())
@@ -108,7 +105,7 @@ _ASCII_RUN: Final = re.compile(r"[a-z0-9]+")
 def asks(text: str) -> bool:
     """``detect_question(text).is_question``, without judging a message that has neither a
     question mark nor a cue word, and in short for plain text with a question mark."""
-    if not any(mark in text for mark in _MARKS):
+    if "?" not in text and "？" not in text and "¿" not in text:
         if CUE_WORDS.isdisjoint(_ASCII_RUN.findall(text.lower())):
             return False
     elif _plain_question(text):
@@ -168,6 +165,8 @@ def _firsts(synonyms: Synonyms) -> tuple[frozenset[str], int]:
 def apply_synonyms(words: list[str], synonyms: Synonyms) -> list[str]:
     """:meth:`faq.normalize.Synonyms.apply`, looking up phrases only at words that start one."""
     firsts, longest = _firsts(synonyms)
+    if firsts.isdisjoint(words):
+        return words
     phrases = synonyms.as_mapping()
     out: list[str] = []
     i, n = 0, len(words)

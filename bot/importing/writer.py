@@ -21,6 +21,8 @@ not remember, first looks them up (and stores the new ones) in a transaction of 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.features.settings import community_synonyms
+from bot.importing.gcpolicy import fewer_collections
 from bot.importing.rawsql import Raw
 from bot.importing.records import ChannelKey, ImportedMessage
 from bot.importing.threads import Bounded, MsgKey, ThreadBuilder, ThreadState, Verdict, key_of
@@ -43,6 +46,8 @@ from storage.repos.communities import new_community
 #: Messages per batch: its writes take about 15 ms, so a running copss on the same SQLite file
 #: waits little for its turn.
 BATCH = 1000
+#: Messages judged between turns of the previous batch's writes.
+_YIELD_EVERY = 50
 #: Thread ids remembered (as the builder remembers threads); older ones are looked up.
 MEMORY = 200_000
 
@@ -82,20 +87,38 @@ class Writer:
         self._insert: Any = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         #: The longest transaction so far, in seconds (from its first statement to its commit).
         self.longest = 0.0
+        #: The previous batch's write transaction, while it runs.
+        self._writing: asyncio.Future[None] | None = None
 
     async def write(
         self, messages: Iterable[ImportedMessage], progress: Callable[[int], None] | None = None
     ) -> ImportStats:
-        """Store every message, one transaction per batch."""
+        """Store every message, one write transaction per batch; a batch is judged while the
+        one before it is being written."""
         pending: list[ImportedMessage] = []
-        for message in messages:
-            pending.append(message)
-            if len(pending) >= self.batch:
-                await self._flush(pending, progress)
-                pending = []
-        if pending:
-            await self._flush(pending, progress)
+        with fewer_collections():
+            try:
+                for message in messages:
+                    pending.append(message)
+                    if len(pending) >= self.batch:
+                        await self._flush(pending, progress)
+                        pending = []
+                if pending:
+                    await self._flush(pending, progress)
+                await self._written()
+            finally:
+                if self._writing is not None:
+                    # Stopped by an error: the batch under way is committed or rolled back
+                    # whole before the error goes on.
+                    with contextlib.suppress(Exception):
+                        await self._written()
         return self.stats
+
+    async def _written(self) -> None:
+        """Wait for the batch being written (raising what it raised)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
 
     async def _flush(
         self, batch: list[ImportedMessage], progress: Callable[[int], None] | None
@@ -104,14 +127,25 @@ class Writer:
         if any(m.channel.key not in self._places for m in batch) or not authors.issubset(
             self._members
         ):
+            await self._written()
             await self._transaction(lambda conn: self._know(conn, batch))
         kept = [m for m in batch if not self._opted_out(m)]
         self.stats.skipped += len(batch) - len(kept)
         wanted = self.builder.parents_to_fetch(kept)
         if wanted:
+            await self._written()
             await self._transaction(lambda conn: self._fetch_parents(conn, wanted))
-        verdicts = [self.builder.feed(m) for m in kept]
-        await self._transaction(lambda conn: self._store(conn, kept, verdicts))
+        verdicts = []
+        for i, m in enumerate(kept, 1):
+            verdicts.append(self.builder.feed(m))
+            if i % _YIELD_EVERY == 0:
+                # The previous batch's statements go to the database thread one by one: give
+                # each its turn, so that batch is written while this one is judged.
+                await asyncio.sleep(0)
+        await self._written()
+        self._writing = asyncio.ensure_future(
+            self._transaction(lambda conn: self._store(conn, kept, verdicts))
+        )
         self.stats.read += len(batch)
         if progress is not None:
             progress(len(batch))
@@ -307,8 +341,11 @@ class Writer:
             # A statement prepared while the tables were small keeps its first plan (a scan)
             # as they grow under the import; planned each time, lookups use the indexes.
             raw.run("SET LOCAL plan_cache_mode = force_custom_plan")
-        ids = self._store_messages(raw, batch)
-        self._store_threads(conn, raw, batch, verdicts, ids)
+        try:
+            ids = self._store_messages(raw, batch)
+            self._store_threads(conn, raw, batch, verdicts, ids)
+        finally:
+            raw.close()
 
     def _store_messages(self, raw: Raw, batch: list[ImportedMessage]) -> dict[MsgKey, int]:
         by_channel: dict[int, list[ImportedMessage]] = {}

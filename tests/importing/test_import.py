@@ -5,6 +5,7 @@ SQLite and on PostgreSQL (the ``store`` fixture)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,18 +13,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
-from bot.importing.records import ImportFileError
+from bot.importing.records import ImportedMessage, ImportFileError
 from bot.importing.run import import_file
+from bot.importing.threads import ThreadBuilder, Verdict
+from bot.importing.writer import Writer
 from faq.matcher import LexicalMatcher
 from storage.engine import Database
 from storage.models import Answer, Channel, Community, Member, Message, Thread
 from storage.repos.conversation import ConversationRepo
 from storage.repos.search import SearchRepo
 from tests.conftest import Harness
-from tests.engines import ENGINES, postgres_database
-from tests.importing.exports import SUPERGROUP, bike_history, tg_chat, tg_message, write
+from tests.engines import ENGINES, postgres_database, store_on
+from tests.importing.exports import (
+    SUPERGROUP,
+    bike_history,
+    mixed_history,
+    tg_chat,
+    tg_message,
+    write,
+)
 from tests.test_cli import copss as run_copss
 
 TABLES = (Community, Channel, Member, Message, Thread, Answer)
@@ -243,3 +253,54 @@ def test_copss_import_of_a_truncated_file_says_where(tmp_path: Path) -> None:
     assert "ends too early" in out.stderr and "near byte" in out.stderr
     assert "nothing was imported" in out.stderr
     assert not (tmp_path / "home" / "copss.db").exists()
+
+
+async def test_a_failed_batch_stops_the_import_and_a_rerun_completes_it(
+    store: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches are judged while the one before is written: a write that fails stops the
+    # import with its error, the batches before it stay, and importing again adds the rest.
+    path = write(tmp_path / "mixed.json", tg_chat(mixed_history(200)))
+    stored = Writer._store
+    calls = []
+
+    def failing(
+        self: Writer, conn: Connection, batch: list[ImportedMessage], v: list[Verdict]
+    ) -> None:
+        calls.append(len({m.message_id for m in batch}))
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        stored(self, conn, batch, v)
+
+    monkeypatch.setattr(Writer, "_store", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        await import_file(store, "telegram", path, batch=40)
+    assert len(calls) == 3
+    async with store.session() as s:
+        kept = await s.scalar(select(func.count(Message.id)))
+    assert kept == calls[0] + calls[1]
+    monkeypatch.setattr(Writer, "_store", stored)
+    rest = await import_file(store, "telegram", path, batch=40)
+    assert rest.messages > 0
+    whole = await counts(store)
+
+    async with store_on("sqlite" if store.is_sqlite else "postgres", tmp_path / "clean") as clean:
+        await import_file(clean, "telegram", path, batch=40)
+        assert await counts(clean) == whole
+
+
+async def test_collections_are_fewer_during_an_import_only(
+    store: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = gc.get_threshold()
+    seen = []
+    feed = ThreadBuilder.feed
+
+    def watched(self: ThreadBuilder, m: ImportedMessage) -> Verdict:
+        seen.append(gc.get_threshold())
+        return feed(self, m)
+
+    monkeypatch.setattr(ThreadBuilder, "feed", watched)
+    await import_file(store, "telegram", write(tmp_path / "r.json", tg_chat(bike_history())))
+    assert seen and all(t[0] >= 50_000 for t in seen)
+    assert gc.get_threshold() == before
