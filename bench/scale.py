@@ -91,6 +91,44 @@ def load_vectors(cache: Path, texts: Sequence[str]) -> npt.NDArray[np.float16]:
     return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float16)
 
 
+def quotes_a_question(source: Source, origin: int, text: str, subjects: Sequence[str]) -> bool:
+    """Whether a distractor's mixed-in sentences include some question's subject line word
+    for word (the generator draws them from body sentences *and* subject lines): such a
+    distractor holds a query or its answer verbatim, so a quality benchmark leaves it out."""
+    subject, _ = source.questions[origin]
+    body = text[len(" ".join(subject.split())) + 2 :]
+    return any(s in body for s in subjects)
+
+
+def pick_distractors(
+    source: Source, n: int, clean: bool, cache: Path
+) -> tuple[list[int], list[str], list[int], npt.NDArray[np.float16]]:
+    """``n`` distractors: their origins, texts, numbers in the generator's sequence, and
+    vectors. ``clean``: the first ``n`` that quote no question's subject line (read from a
+    longer prefix of the cached vectors)."""
+    if not clean:
+        origins, texts = distractor_texts(source, n)
+        return origins, texts, list(range(n)), load_vectors(cache, texts)
+    subjects = sorted({q for q, _ in source.questions if len(q.strip()) >= 12})
+    # Clean ones are about half: read up to four times as many.
+    origins, texts = distractor_texts(source, -(-4 * n // CHUNK) * CHUNK)
+    keep: list[int] = []
+    for start in range(0, len(texts), CHUNK):
+        if len(keep) >= n or not chunk_path(cache, texts, start).exists():
+            break
+        keep += [
+            i
+            for i in range(start, start + CHUNK)
+            if not quotes_a_question(source, origins[i], texts[i], subjects)
+        ]
+    keep = keep[:n]
+    if len(keep) < n:
+        raise SystemExit(f"only {len(keep):,} clean distractors among the cached vectors")
+    # Whole chunks: a cached file is named by the digest of all its texts.
+    vectors = load_vectors(cache, texts[: -(-(keep[-1] + 1) // CHUNK) * CHUNK])
+    return [origins[i] for i in keep], [texts[i] for i in keep], keep, vectors[keep]
+
+
 def encode(args: argparse.Namespace) -> int:
     source = load_source(args.semeval, args.stackfaq)
     # Whole chunks, so a smaller count later reads a prefix of the same files.
@@ -168,18 +206,38 @@ class Built:
     origin: dict[str, str]
     #: Real thread id -> its text.
     real: dict[int, Doc]
+    #: The sentences each distractor mixes in after its subject.
+    mixed_in: dict[str, str]
     seconds: dict[str, float] = field(default_factory=dict)
+    _quoted: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def quoted(self, key: str) -> frozenset[str]:
+        """Corpus keys of the real questions whose subject line a distractor's mixed-in
+        sentences quote word for word (the generator draws them from body sentences and
+        subject lines alike)."""
+        found = self._quoted.get(key)
+        if found is None:
+            body = self.mixed_in.get(key, "")
+            found = frozenset(k for s, ks in _SUBJECT_KEYS.items() if s in body for k in ks)
+            self._quoted[key] = found
+        return found
 
 
 async def build(
-    path: Path, corpus: Corpus, source: Source, n: int, embedder: Embedder, cache: Path
+    path: Path,
+    corpus: Corpus,
+    source: Source,
+    n: int,
+    embedder: Embedder,
+    cache: Path,
+    *,
+    clean: bool = False,
 ) -> Built:
     """A SQLite store (copss's migrations, FTS triggers) with the real texts at random places
     among ``n`` distractors -- so neither is always the newest, which the posting budget
     favours -- and the vector index of all of them, added as ``load_index`` adds them."""
     seconds: dict[str, float] = {}
-    origins, texts = distractor_texts(source, n)
-    distractor_vectors = load_vectors(cache, texts)
+    origins, texts, numbers, distractor_vectors = pick_distractors(source, n, clean, cache)
     db = Database(sqlite_url(path))
     await upgrade(db)
     async with db.session() as s:
@@ -191,6 +249,7 @@ async def build(
     ids: dict[str, int] = {}
     keys: dict[int, str] = {}
     origin: dict[str, str] = {}
+    mixed_in: dict[str, str] = {}
     order = np.empty(total, dtype=np.int64)  # row of each thread in [real vectors; distractors]
     started = time.perf_counter()
     normalise = 0.0
@@ -208,12 +267,14 @@ async def build(
                 "asked_at": doc.asked_at,
             }
         else:
-            key = f"d{d}"
+            key = f"d{numbers[d]}"
             order[thread_id - 1] = len(corpus.docs) + d
             found = corpus.key_by_text.get(Doc("", source.questions[origins[d]]).text)
             if found is not None:
                 origin[key] = found
             subject, _, body = texts[d].partition(". ")
+            asked = " ".join(source.questions[origins[d]][0].split())
+            mixed_in[key] = texts[d][len(asked) + 2 :]
             row = {
                 "question_text": texts[d],
                 "search_text": search_text([subject, body]),
@@ -250,7 +311,7 @@ async def build(
         index.add_many(["thread"] * len(rows_at), thread_ids, [community] * len(rows_at), vectors)
     seconds["vector index"] = time.perf_counter() - started
     del distractor_vectors
-    return Built(Store(db, community, ids, keys, index), n, origin, real, seconds)
+    return Built(Store(db, community, ids, keys, index), n, origin, real, mixed_in, seconds)
 
 
 async def show_only(built: Built, task: Task | None) -> None:
@@ -285,28 +346,40 @@ def stand_ins(
     built: Built, task: Task, query: Query, ranked: Sequence[str | None]
 ) -> list[str | None]:
     """``ranked`` with each distractor standing for the real question it rewords: that
-    question's key (a StackFAQ rephrasing stands for its thread's title in reph->title), None
-    if it rewords nothing of this task, and left out when it rewords the query itself (as the
-    query's own text is left out)."""
+    question's key (a StackFAQ rephrasing stands for its thread's title in reph->title), or
+    None (wrong) if it rewords nothing relevant. A distractor that rewords or quotes the query
+    itself is left out, as the query's own text is; so is one that quotes a relevant text
+    verbatim among its mixed-in sentences (neither right nor wrong: it holds the answer's
+    words, not its thread)."""
     corpus_keys = {d.key for d in task.docs}
+
+    def in_task(key: str | None) -> str | None:
+        if key is None or key in corpus_keys:
+            return key
+        if task.dataset == "StackFAQ" and key.startswith("r"):
+            return "t" + key[1:].split(".")[0]
+        return None
+
+    own = {k for k in (query.itself, _KEY_OF_TEXT.get(query.text)) if k is not None}
     out: list[str | None] = []
     for key in ranked:
         if key is None or not key.startswith("d"):
             out.append(key)
             continue
         was = built.origin.get(key)
-        if was is not None and (was == query.itself or was == _KEY_OF_TEXT.get(query.text)):
+        quoted = built.quoted(key)
+        if was in own or quoted & own:
             continue
-        if was in corpus_keys:
-            out.append(was)
-        elif was is not None and task.dataset == "StackFAQ" and was.startswith("r"):
-            out.append("t" + was[1:].split(".")[0])
-        else:
-            out.append(None)
+        mapped = in_task(was)
+        if mapped not in query.relevant and any(in_task(k) in query.relevant for k in quoted):
+            continue
+        out.append(mapped)
     return out
 
 
 _KEY_OF_TEXT: dict[str, str] = {}
+#: Subject line -> corpus keys of the real questions that have it.
+_SUBJECT_KEYS: dict[str, set[str]] = {}
 
 #: Methods measured: copss semantic and lexical, plain BM25, and copss without its posting
 #: budget (every term queried over every row), to see what the budget costs.
@@ -448,6 +521,10 @@ async def run(args: argparse.Namespace) -> int:
     corpus = load_corpus(args.semeval, args.stackfaq)
     _KEY_OF_TEXT.update(corpus.key_by_text)
     source = load_source(args.semeval, args.stackfaq)
+    for subject, body in source.questions:
+        found = corpus.key_by_text.get(Doc("", (subject, body)).text)
+        if found is not None and len(subject.strip()) >= 12:
+            _SUBJECT_KEYS.setdefault(subject, set()).add(found)
     embedder = OnnxEmbedder.load(args.model)
     sizes = [int(x.replace("_", "")) for x in args.distractors.split(",") if x.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -458,7 +535,13 @@ async def run(args: argparse.Namespace) -> int:
         for n in sizes:
             started = time.perf_counter()
             built = await build(
-                Path(folder) / f"scale-{n}.db", corpus, source, n, embedder, args.cache
+                Path(folder) / f"scale-{n}.db",
+                corpus,
+                source,
+                n,
+                embedder,
+                args.cache,
+                clean=args.command == "quality" and args.clean,
             )
             groups = built.store.index.groups() if built.store.index else {}
             print(
@@ -514,6 +597,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--methods", default=",".join(METHODS), help="quality methods")
             p.add_argument("--queries", type=int, default=300, help="latency questions")
             p.add_argument("--tmp", type=Path, default=None, help="folder for the stores")
+            p.add_argument(
+                "--clean",
+                action="store_true",
+                help="quality: only distractors that quote no question verbatim (about half; "
+                "needs twice as many encoded)",
+            )
     args = parser.parse_args(argv)
     if args.command == "encode":
         return encode(args)
