@@ -150,7 +150,10 @@ async def test_hostile_messages_through_telegram(
         for c in api.calls_to("sendMessage")
         if c.ok and c.response and c.response["result"]["message_id"] == reply["message_id"]
     ]
-    assert sent.at - delivered[question_update] < 1.0
+    # Handled alone it takes 0.1-0.2 s; before the hostile messages were bounded each one held
+    # the loop for seconds, so the question behind them waited tens of seconds. The bound
+    # leaves room for a loaded machine (PostgreSQL, other work) without hiding that.
+    assert sent.at - delivered[question_update] < 3.0
     await tg.settle()
 
     texts, errors = await stored_texts(tg.db)
