@@ -90,10 +90,13 @@ class Raw:
         self._cursor.execute(self._text(statement), params)
         return max(0, self._cursor.rowcount or 0)
 
-    def many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Execute once per row (the driver's ``executemany``)."""
-        if rows:
-            self._cursor.executemany(self._text(statement), rows)
+    def many(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Execute once per row (the driver's ``executemany``); the rows changed, as SQLite
+        counts them (asyncpg does not: 0)."""
+        if not rows:
+            return 0
+        self._cursor.executemany(self._text(statement), rows)
+        return max(0, self._cursor.rowcount or 0)
 
     def close(self) -> None:
         """Let the cursor go (the transaction stays the session's)."""

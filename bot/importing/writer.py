@@ -248,12 +248,6 @@ class Writer:
         found = self._members.get((m.channel.platform, m.author_id))
         return found is not None and found[1]
 
-    def _member_id(self, m: ImportedMessage) -> int | None:
-        if m.author_id is None:
-            return None
-        found = self._members.get((m.channel.platform, m.author_id))
-        return found[0] if found else None
-
     def _fetch_parents(self, conn: Connection, wanted: set[MsgKey]) -> None:
         """Teach the builder the reply targets it does not remember that the store has in a
         thread (stored live, by an earlier import, or forgotten for memory)."""
@@ -353,33 +347,42 @@ class Writer:
             by_channel.setdefault(self._places[m.channel.key].channel_id, []).append(m)
         ids: dict[MsgKey, int] = {}
         at = raw.time
+        members = self._members
         for channel_id, messages in by_channel.items():
             pmids = [m.message_id for m in messages]
-            existing = self._ids_in(raw, channel_id, pmids)
-            rows = [
-                (
-                    channel_id,
-                    m.message_id,
-                    self._member_id(m),
-                    m.text,
-                    m.reply_to,
-                    None,
-                    at(m.sent_at),
-                    None if m.edited_at is None else at(m.edited_at),
-                    False,
+            # PostgreSQL's executemany does not count the rows it added: ask first there.
+            existing = self._ids_in(raw, channel_id, pmids) if raw.postgres else {}
+            rows = []
+            for m in _unique(messages):
+                if m.message_id in existing:
+                    continue
+                member = (
+                    None if m.author_id is None else members.get((m.channel.platform, m.author_id))
                 )
-                for m in _unique(messages)
-                if m.message_id not in existing
-            ]
+                rows.append(
+                    (
+                        channel_id,
+                        m.message_id,
+                        None if member is None else member[0],
+                        m.text,
+                        m.reply_to,
+                        None,
+                        at(m.sent_at),
+                        None if m.edited_at is None else at(m.edited_at),
+                        False,
+                    )
+                )
             if rows:
-                raw.many(
+                added = raw.many(
                     "INSERT INTO message (channel_id, platform_message_id, member_id, text, "
                     "reply_to, origin, sent_at, edited_at, deleted) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (channel_id, platform_message_id) DO NOTHING",
                     rows,
                 )
-                self.stats.messages += len(rows)
+                self.stats.messages += len(rows) if raw.postgres else added
+                existing = self._ids_in(raw, channel_id, pmids)
+            elif not raw.postgres:
                 existing = self._ids_in(raw, channel_id, pmids)
             for m in messages:
                 found = existing.get(m.message_id)
