@@ -167,6 +167,21 @@ class _Group:
         row = self.pos.get(ref_id)
         return None if row is None else self.matrix[row].copy()
 
+    def get_many(self, ref_ids: Sequence[int]) -> list[Vector | None]:
+        """The vectors of many documents at once (None where absent): one call into usearch
+        instead of two per document, which cost more than the search itself for the hundred
+        candidates a question ranks."""
+        if self.hnsw is None:
+            rows = [self.pos.get(ref) for ref in ref_ids]
+            return [None if row is None else self.matrix[row].copy() for row in rows]
+        if not ref_ids:
+            return []
+        found = self.hnsw.get(np.asarray(ref_ids, dtype=np.uint64))
+        assert isinstance(found, tuple)
+        return [
+            None if v is None else np.asarray(v, dtype=np.float32).reshape(self.dim) for v in found
+        ]
+
     def search(self, query: Vector, k: int) -> tuple[npt.NDArray[np.int64], Vector]:
         if self.n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
@@ -440,11 +455,7 @@ class VectorIndex:
         """The stored unit vector of each document ``(kind, ref_id)`` (None if not in the
         index)."""
         with self._lock:
-            out: list[Vector | None] = []
-            for kind, ref_id in keys:
-                place = self._places.get(kind, {}).get(ref_id)
-                out.append(None if place is None else self._vector(kind, ref_id, place))
-            return out
+            return self._vectors_locked(keys)
 
     def cosines(self, vector: npt.ArrayLike, keys: Sequence[tuple[str, int]]) -> list[float | None]:
         """The cosine of ``vector`` with each stored document ``(kind, ref_id)`` (None for
@@ -453,12 +464,34 @@ class VectorIndex:
             if self.dim is None or not keys:
                 return [None] * len(keys)
             query = _unit(vector, self.dim)[0]
-            out: list[float | None] = []
-            for kind, ref_id in keys:
-                place = self._places.get(kind, {}).get(ref_id)
-                stored = None if place is None else self._vector(kind, ref_id, place)
-                out.append(None if stored is None else float(np.dot(stored, query)))
-            return out
+            stored = self._vectors_locked(keys)
+        present = [(i, v) for i, v in enumerate(stored) if v is not None]
+        out: list[float | None] = [None] * len(keys)
+        if present:
+            matrix = np.stack([v for _, v in present])
+            for (i, _), c in zip(present, (matrix @ query).tolist(), strict=True):
+                out[i] = c
+        return out
+
+    def _vectors_locked(self, keys: Sequence[tuple[str, int]]) -> list[Vector | None]:
+        # Caller holds the lock. Fetched group by group, each in one call.
+        out: list[Vector | None] = [None] * len(keys)
+        wanted: dict[tuple[int | None, str], list[tuple[int, int]]] = {}
+        for i, (kind, ref_id) in enumerate(keys):
+            place = self._places.get(kind, {}).get(ref_id)
+            if place is None:
+                continue
+            if not place.searchable:
+                out[i] = self._aside.get((kind, ref_id))
+            else:
+                wanted.setdefault((place.community_id, kind), []).append((i, ref_id))
+        for group_key, items in wanted.items():
+            group = self._groups.get(group_key)
+            if group is None:
+                continue
+            for (i, _), v in zip(items, group.get_many([r for _, r in items]), strict=True):
+                out[i] = v
+        return out
 
     def _vector(self, kind: str, ref_id: int, place: _Place) -> Vector | None:
         if not place.searchable:

@@ -244,3 +244,31 @@ def test_vectors_and_cosines_of_known_documents(hnsw_above: int) -> None:
     assert cos[1] == pytest.approx(float(rows[5] @ rows[6]), abs=2e-3)
     assert cos[2] is None
     assert VectorIndex("empty").cosines(rows[0], [("thread", 1)]) == [None]
+
+
+def test_cosines_of_many_hnsw_documents_read_them_in_one_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from faq.vector_index import _usearch_index
+
+    rng = np.random.default_rng(6)
+    rows = unit_rows(rng, 60, 16)
+    index = VectorIndex("m", 16, hnsw_above=10)
+    index.add_many(["thread"] * 60, np.arange(60), [1] * 60, rows)
+    assert index.groups() == {"exact": 0, "hnsw": 1}
+    usearch_index = _usearch_index()
+    calls = []
+    real_get = usearch_index.get
+
+    def counting_get(self: object, keys: object, dtype: object = None) -> object:
+        calls.append(keys)
+        return real_get(self, keys, dtype)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(usearch_index, "get", counting_get)
+    keys = [("thread", i) for i in range(50)] + [("thread", 99)]
+    cos = index.cosines(rows[0], keys)
+    # A question's hundred candidates cost one call into usearch, not two per candidate.
+    assert len(calls) == 1
+    assert cos[0] == pytest.approx(1.0, abs=2e-3)
+    assert cos[7] == pytest.approx(float(rows[0] @ rows[7]), abs=2e-3)
+    assert cos[-1] is None
