@@ -190,12 +190,17 @@ async def test_broken_file_writes_nothing(store: Database, tmp_path: Path) -> No
 
 
 async def test_import_into_the_store_of_a_running_copss(copss: Harness, tmp_path: Path) -> None:
-    # copss is running on this SQLite file (WAL) while the history goes in, batch by batch.
+    # copss keeps answering on its store while a history goes in, batch by batch.
+    other = write(tmp_path / "other.json", tg_chat(mixed_history(1000), id=SUPERGROUP + 1))
+    importing = asyncio.create_task(import_file(copss.db, "telegram", other, batch=5))
+    await asyncio.sleep(0)
+    await copss.say("How do I get a BSN number?", user="alice")
+    assert not importing.done(), "the import was still under way"
+    assert copss.said(), "copss answered while the import ran"
+    assert (await importing).messages > 900
     path = write(tmp_path / "result.json", tg_chat(bike_history()))
     stats = await import_file(copss.db, "telegram", path, batch=2)
     assert stats.questions == 2
-    await copss.say("How do I get a BSN number?", user="alice")
-    assert copss.said(), "copss kept answering while the import ran"
     async with copss.db.session() as s:
         community = await s.scalar(
             select(Channel.community_id).where(Channel.chat_id == f"-100{SUPERGROUP}")
