@@ -22,7 +22,6 @@ from bot.config import Config
 from bot.core import Hub
 from bot.features.bridge import Bridge
 from bot.features.commands import Services, build_commands
-from bot.features.embeddings import Backfill
 from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
 from bot.logs import register_secret
@@ -187,10 +186,10 @@ class App:
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(hub.run_dispatcher(), name="dispatcher")]
                 if self.semantic is not None:
-                    # Embeds what the store holds without an embedding (the starter entries
-                    # at first start, everything after a model change or an import).
-                    job = self.semantic.backfill(hub.db)
-                    tasks.append(tg.create_task(self._backfill(job), name="embeddings"))
+                    # Loads the vector index (matching on words meanwhile), then embeds what
+                    # the store holds without an embedding (the starter entries at first
+                    # start, everything after a model change or an import).
+                    tasks.append(tg.create_task(self._backfill(self.semantic), name="embeddings"))
                 for platform in hub.adapters:
                     tasks.append(tg.create_task(hub.run_sender(platform), name=f"send:{platform}"))
                 for platform, adapter in hub.adapters.items():
@@ -219,9 +218,11 @@ class App:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
 
-    async def _backfill(self, job: Backfill) -> None:
+    async def _backfill(self, semantic: Semantic) -> None:
+        assert self.hub is not None
         try:
-            await job.run()
+            await semantic.load(self.hub.db)
+            await semantic.backfill(self.hub.db).run()
             self.embedded.set()
         except SQLAlchemyError as exc:
             # The store failing is reported by the dispatcher; the next start resumes here.

@@ -138,6 +138,7 @@ async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
         matcher: LexicalMatcher = LexicalMatcher()
         if semantic is not None:
             # Whatever is not embedded yet (a store the bot has not run on) is, first.
+            await semantic.load(db)
             await semantic.backfill(db).run()
             matcher = semantic.matcher()
         async with db.session() as session:

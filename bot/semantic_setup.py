@@ -11,11 +11,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.config import Config
-from bot.features.embeddings import Backfill, load_index
+from bot.features.embeddings import Backfill, fill_index
 from faq.embedding import Embedder, ModelUnavailable, OnnxEmbedder, RecentVectors, ensure_model
 from faq.matcher import Gate
 from faq.semantic import SEMANTIC_GATE, SemanticMatcher
@@ -36,14 +36,29 @@ def data_dir(config: Config) -> Path:
 
 @dataclass
 class Semantic:
-    """The parts semantic matching runs on."""
+    """The parts semantic matching runs on. The index starts empty: :meth:`load` fills it
+    from the store (in the background while copss runs; a large store takes minutes), and
+    until then the matcher ranks on words and the word-matching gate decides."""
 
     embedder: Embedder
     index: VectorIndex
+    loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     def matcher(self) -> SemanticMatcher:
-        """A matcher over this model and index."""
-        return SemanticMatcher(self.embedder, self.index)
+        """A matcher over this model and index (on words until the index is loaded)."""
+        return SemanticMatcher(self.embedder, self.index, ready=self.loaded.is_set)
+
+    async def load(self, db: Database) -> None:
+        """Fill the index from the store; matching uses it from then on."""
+        if self.loaded.is_set():
+            return
+        await fill_index(db, self.index)
+        self.loaded.set()
+        log.info(
+            "semantic matching with %s (%d documents indexed)",
+            self.embedder.model_id,
+            len(self.index),
+        )
 
     def backfill(self, db: Database) -> Backfill:
         """The job that embeds whatever the store holds without an embedding yet."""
@@ -106,7 +121,7 @@ async def start_semantic(config: Config, db: Database) -> Semantic | None:
     except ModelUnavailable as exc:
         log.warning("semantic matching is off, matching words only: %s", exc)
         return None
-    index = await load_index(db, embedder.model_id, embedder.dim)
-    log.info("semantic matching with %s (%d documents indexed)", embedder.model_id, len(index))
+    del db  # the index is filled by Semantic.load, in the background (App.run)
+    log.info("semantic matching with %s; loading the vector index", embedder.model_id)
     # A question is embedded to be stored and again to be matched: the second is a look-up.
-    return Semantic(RecentVectors(embedder), index)
+    return Semantic(RecentVectors(embedder), VectorIndex(embedder.model_id, embedder.dim))

@@ -256,7 +256,8 @@ class Scored:
     #: matching only): a near-copy of the best is the same answer, not a rival to it.
     near_best: float = 0.0
     #: Ranked on its words alone: a semantic matcher met a question in a language its model
-    #: was not trained on, so the cosine says nothing and the gate reads the confidence.
+    #: was not trained on, or its vector index is still loading; the cosine says nothing, so
+    #: the gate reads the confidence.
     words_only: bool = False
 
 
@@ -623,8 +624,7 @@ class Gate:
             decided = gate.decide(matches)
             return replace(
                 decided,
-                reason=f"{decided.reason} (ranked on its words: a language the model does "
-                "not know)",
+                reason=f"{decided.reason} (ranked on its words alone)",
             )
         top = matches[0]
         best = self.level(top)

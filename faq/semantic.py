@@ -11,7 +11,7 @@ feature with a fitted weight, not one vote of two.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Literal, Protocol
 
@@ -85,16 +85,19 @@ class SemanticMatcher(LexicalMatcher):
         candidates: int = LEXICAL_CANDIDATES,
         vector_candidates: int = VECTOR_CANDIDATES,
         languages: frozenset[str] | Literal["model"] | None = "model",
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         """``languages``: what the model was trained on; ``"model"`` reads it from the
         model's :data:`faq.embedding.KNOWN_MODELS` entry, ``None`` means many (the cosine
-        ranks every question)."""
+        ranks every question). ``ready``: whether the index is loaded yet (None: always);
+        until it is, questions are ranked on their words alone."""
         super().__init__(synonyms, weights or SEMANTIC_WEIGHTS, candidates)
         self.embedder = embedder
         self.index = index
         self.vector_candidates = vector_candidates
         self.languages = model_languages(embedder.model_id) if languages == "model" else languages
         self._lexical = LexicalMatcher(synonyms, FALLBACK_WEIGHTS, candidates)
+        self.ready = ready
 
     def with_synonyms(self, synonyms: Synonyms) -> SemanticMatcher:
         """The same matcher reading queries with other synonyms."""
@@ -106,6 +109,7 @@ class SemanticMatcher(LexicalMatcher):
             self.candidates,
             self.vector_candidates,
             self.languages,
+            self.ready,
         )
 
     async def rank(
@@ -118,6 +122,13 @@ class SemanticMatcher(LexicalMatcher):
     ) -> list[Scored]:
         """Every candidate (lexical and nearest neighbours) with its features and
         confidence, best first."""
+        if self.ready is not None and not self.ready():
+            # The vector index is still loading (a large store, just started): a partial
+            # index would miss most neighbours, so the words decide, as without a model.
+            ranked = await self._lexical.rank(
+                repo, text, community_id=community_id, exclude_thread=exclude_thread
+            )
+            return [replace(s, words_only=True) for s in ranked]
         # The encoder is pure computation; it runs in a worker thread (onnxruntime releases
         # the interpreter lock while it computes), while the lexical search waits on the store:
         # on two cores the two overlap instead of adding up (docs/benchmarks.md, scale).

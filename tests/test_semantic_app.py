@@ -149,3 +149,45 @@ async def test_threshold_says_its_levels_are_cosines(semantic: Harness) -> None:
 
     shown = await run(semantic, "a", "threshold")
     assert "both on the cosine similarity of the question's and the match's" in shown
+
+
+async def test_copss_answers_on_words_while_the_vector_index_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A large store takes minutes to load its vector index; copss does not wait for it at
+    # start: until it is loaded, questions are ranked on their words and the word-matching
+    # gate decides (the reply's suggestion records basis "confidence"); then the cosine.
+    import bot.semantic_setup
+    from storage.models import Suggestion
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("COPSS_HOME", str(home))
+    make_tiny_model(model_folder(home, "tiny-test"))
+    release = asyncio.Event()
+    real_fill = bot.semantic_setup.fill_index
+
+    async def slow_fill(db: object, index: object) -> int:
+        await release.wait()
+        return await real_fill(db, index)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bot.semantic_setup, "fill_index", slow_fill)
+    console = ConsoleAdapter("you")
+    async with App(make_config(tmp_path, model="tiny-test"), adapters=[console]) as app:
+        task = asyncio.create_task(app.run(handle_signals=False))
+        await app.started.wait()  # started although the index is not loaded
+        h = Harness(app, console)
+        assert app.semantic is not None and not app.semantic.loaded.is_set()
+        await h.say("How do I get a BSN number?", "alice")
+        assert any("BSN" in r.text for r in h.said())
+        release.set()
+        async with asyncio.timeout(20):
+            await app.embedded.wait()
+        assert app.semantic.loaded.is_set()
+        await h.say("How do I apply for DigiD?", "bob")
+        h.said()
+        async with h.db.session() as s:
+            bases = [b for b in (await s.scalars(select(Suggestion.basis).order_by(Suggestion.id)))]
+        app.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    assert bases[0] == "confidence" and bases[-1] == "cosine", bases

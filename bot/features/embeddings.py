@@ -219,7 +219,17 @@ async def load_index(
     """The vector index of ``model_id``, built from the store (one short transaction per
     ``batch`` rows, so writers are not held up). ``dim`` may be left out when unknown."""
     index = VectorIndex(model_id, dim)
+    await fill_index(db, index, batch=batch)
+    return index
+
+
+async def fill_index(db: Database, index: VectorIndex, *, batch: int = LOAD_BATCH) -> int:
+    """Load the store's embeddings of the index's model into ``index``, which copss may be
+    using meanwhile: a document already in it was embedded since the load began (a new or
+    edited question), so its fresher vector is kept. Returns how many were loaded."""
+    model_id = index.model_id
     started = time.monotonic()
+    loaded_count = 0
     after = 0
     while True:
         async with db.session() as session:
@@ -238,23 +248,31 @@ async def load_index(
                 index.dim,
             )
             continue
+        keep = [
+            i
+            for i, (kind, ref_id) in enumerate(zip(loaded.kinds, loaded.ref_ids, strict=True))
+            if (kind, int(ref_id)) not in index
+        ]
+        if not keep:
+            continue
         # Adding to a large HNSW group takes a while: off the event loop.
         await asyncio.to_thread(
             index.add_many,
-            loaded.kinds,
-            loaded.ref_ids,
-            loaded.community_ids,
-            loaded.vectors,
-            loaded.searchable,
+            [loaded.kinds[i] for i in keep],
+            loaded.ref_ids[keep],
+            [loaded.community_ids[i] for i in keep],
+            loaded.vectors[keep],
+            [loaded.searchable[i] for i in keep],
         )
-    if len(index):
+        loaded_count += len(keep)
+    if loaded_count:
         log.info(
             "vector index of %s: %d documents loaded in %.1f s",
             model_id,
-            len(index),
+            loaded_count,
             time.monotonic() - started,
         )
-    return index
+    return loaded_count
 
 
 async def embed_now(
