@@ -128,9 +128,9 @@ def run_cli(export: Path, env: dict[str, str]) -> tuple[float, str, float]:
     return elapsed, done.stdout.strip(), cpu
 
 
-async def in_process(export: Path, store: Path) -> tuple[float, float, int]:
-    """Seconds of the import alone into a fresh SQLite file, its longest transaction, and
-    how many messages it stored."""
+async def in_process(export: Path, store: Path) -> tuple[float, float, float, int]:
+    """Seconds of the import alone into a fresh SQLite file, its longest and its mean
+    transaction, and how many messages it stored."""
     from bot.importing.telegram_export import read
     from bot.importing.writer import Writer
     from storage.engine import Database, sqlite_url
@@ -142,7 +142,8 @@ async def in_process(export: Path, store: Path) -> tuple[float, float, int]:
         writer = Writer(db)
         start = time.perf_counter()
         stats = await writer.write(read(export))
-        return time.perf_counter() - start, writer.longest, stats.messages
+        mean = writer.in_transactions / max(1, writer.transactions)
+        return time.perf_counter() - start, writer.longest, mean, stats.messages
     finally:
         await db.close()
 
@@ -194,10 +195,11 @@ def main() -> int:
     store = folder / "inprocess.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(store) + suffix).unlink(missing_ok=True)
-    alone, longest, stored = asyncio.run(in_process(export, store))
+    alone, longest, mean, stored = asyncio.run(in_process(export, store))
     print(
         f"import alone (in-process, SQLite): {alone:.2f} s = {n / alone:,.0f} messages/s "
-        f"({stored} stored); longest write transaction {longest * 1000:.0f} ms"
+        f"({stored} stored); transactions: longest {longest * 1000:.0f} ms, "
+        f"mean {mean * 1000:.0f} ms"
     )
     if args.postgres:
         elapsed, said, cpu = asyncio.run(on_postgres(export, args.postgres, env))

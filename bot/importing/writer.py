@@ -3,8 +3,10 @@
 The same tables (``channel``, ``member``, ``message``, ``thread``, ``answer``), the same
 rules: a new chat gets its own community and a topic or thread joins its chat's, so a chat
 copss already serves keeps its community (``storage/repos/conversation.py``); a thread's
-``search_text`` is built by :func:`faq.index_text.thread_search_text` with the community's
-synonyms, and the store's triggers keep the full-text index in step; embeddings are left to
+``search_text`` is what :func:`faq.index_text.thread_search_text` builds with the community's
+synonyms (worked out by :mod:`bot.importing.words`, from the words the builder found for the
+question where the community has no synonyms of its own), and the store's triggers keep the
+full-text index in step; embeddings are left to
 :class:`bot.features.embeddings.Backfill`, which copss runs at every start (and ``copss ask``
 before it answers). Members who opted out are not stored, nor are their messages.
 
@@ -15,8 +17,10 @@ so importing the same file again adds nothing.
 Each batch of :data:`BATCH` messages is judged outside any transaction; what it adds is then
 written in one short transaction of driver-level bulk statements (:mod:`bot.importing.rawsql`),
 so a running copss on the same SQLite file (one writer at a time) waits for one batch's writes
-at most. A batch that brings a new channel or member, or replies to a message the builder does
-not remember, first looks them up (and stores the new ones) in a transaction of its own.
+at most. That transaction runs while the next batch is judged (the database works in its own
+thread, or server). A batch that brings a new channel or member, or replies to a message the
+builder does not remember, first waits for it, then looks them up (and stores the new ones) in
+a transaction of its own.
 """
 
 from __future__ import annotations
@@ -85,8 +89,11 @@ class Writer:
         self._members: dict[tuple[str, str], tuple[int, bool]] = {}
         self._threads: Bounded[MsgKey, int] = Bounded(memory)
         self._insert: Any = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        #: The longest transaction so far, in seconds (from its first statement to its commit).
+        #: The longest transaction so far, in seconds (from its first statement to its commit),
+        #: how many there were and how long they took together.
         self.longest = 0.0
+        self.transactions = 0
+        self.in_transactions = 0.0
         #: The previous batch's write transaction, while it runs.
         self._writing: asyncio.Future[None] | None = None
 
@@ -154,7 +161,10 @@ class Writer:
         async with self.db.session() as session:
             start = time.perf_counter()
             await session.run_sync(lambda s: work(s.connection()))
-        self.longest = max(self.longest, time.perf_counter() - start)
+        took = time.perf_counter() - start
+        self.longest = max(self.longest, took)
+        self.transactions += 1
+        self.in_transactions += took
 
     # -- what a batch needs to know first ------------------------------------------------------
 
