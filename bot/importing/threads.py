@@ -167,11 +167,12 @@ class ThreadBuilder:
         verdict = Verdict()
         if m.is_bot or m.forwarded:
             return verdict
-        key = key_of(m)
+        channel = m.channel
+        key = (channel.platform, channel.chat_id, m.message_id)
         replied = False
         if m.reply_to is not None:
             replied = True
-            parent = self.nodes.get(key_of(m, m.reply_to))
+            parent = self.nodes.get((channel.platform, channel.chat_id, m.reply_to))
             thread = self.threads.get(parent.thread) if parent is not None else None
             if parent is not None and thread is not None:
                 if m.author_id is not None and m.author_id == thread.asker:

@@ -142,8 +142,12 @@ def clean_words(text: str) -> list[str]:
     are itself, without those normalisations."""
     if not text.isascii():
         return clean(text).split()
-    text = _MENTION.sub(" ", _URL.sub(" ", text[:MAX_TEXT_CHARS]))
-    return _WORD.findall(text.lower())
+    text = text[:MAX_TEXT_CHARS]
+    low = text.lower()
+    if "://" in text or "www." in low or "<" in text or "@" in text:
+        # A link or a mention may be there (each pattern needs one of these to match).
+        low = _MENTION.sub(" ", _URL.sub(" ", text)).lower()
+    return _WORD.findall(low)
 
 
 # The first words of each synonym set's phrases: only there can a phrase start.
@@ -165,33 +169,46 @@ def _firsts(synonyms: Synonyms) -> tuple[frozenset[str], int]:
 def apply_synonyms(words: list[str], synonyms: Synonyms) -> list[str]:
     """:meth:`faq.normalize.Synonyms.apply`, looking up phrases only at words that start one."""
     firsts, longest = _firsts(synonyms)
-    if firsts.isdisjoint(words):
+    starts = [j for j, word in enumerate(words) if word in firsts]
+    if not starts:
         return words
     phrases = synonyms.as_mapping()
     out: list[str] = []
     i, n = 0, len(words)
-    while i < n:
-        word = words[i]
-        if word in firsts:
-            for size in range(min(longest, n - i), 0, -1):
-                canonical = phrases.get(tuple(words[i : i + size]))
-                if canonical is not None:
-                    out.extend(canonical.split())
-                    i += size
-                    break
-            else:
-                out.append(word)
-                i += 1
+    for j in starts:
+        if j < i:
+            continue  # inside a phrase already replaced
+        out.extend(words[i:j])
+        for size in range(min(longest, n - j), 0, -1):
+            canonical = phrases.get(tuple(words[j : j + size]))
+            if canonical is not None:
+                out.extend(canonical.split())
+                i = j + size
+                break
         else:
-            out.append(word)
-            i += 1
+            out.append(words[j])
+            i = j + 1
+    out.extend(words[i:])
     return out
 
 
 def terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
     """:func:`faq.normalize.search_terms`, by the fast paths above."""
+    words = clean_words(text)
+    firsts = _DEFAULT_FIRSTS if synonyms is DEFAULT else _firsts(synonyms)[0]
+    if not firsts.isdisjoint(words):
+        words = apply_synonyms(words, synonyms)
+    if "'" not in "".join(words):
+        # No apostrophe (clean leaves no other kind): no contraction or possessive to resolve.
+        return list(
+            dict.fromkeys(
+                w
+                for w in words
+                if w not in STOP_WORDS and (len(w) > 1 or w.isdigit()) and len(w) <= MAX_TERM_CHARS
+            )
+        )
     seen: dict[str, None] = {}
-    for word in apply_synonyms(clean_words(text), synonyms):
+    for word in words:
         for part in _split_apostrophe(word) if "'" in word else (word,):
             if (
                 part not in STOP_WORDS
@@ -200,6 +217,9 @@ def terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
             ):
                 seen.setdefault(part, None)
     return list(seen)
+
+
+_DEFAULT_FIRSTS: Final = _firsts(DEFAULT)[0]
 
 
 def search_text(text: str, synonyms: Synonyms = DEFAULT) -> str:

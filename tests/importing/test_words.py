@@ -124,12 +124,18 @@ def test_every_request_cue_has_its_words() -> None:
 
 @pytest.mark.parametrize(
     "synonyms",
-    [DEFAULT, DEFAULT.extended([["gp", "huisarts", "family doctor"], ["bsn", "sofi nummer"]])],
+    [
+        DEFAULT,
+        DEFAULT.extended(
+            [["gp", "huisarts", "family doctor"], ["bsn", "sofi nummer"], ["o'clock", "oclock"]]
+        ),
+    ],
     ids=["built-in", "community"],
 )
 def test_terms_are_search_terms(tmp_path: Path, synonyms: Synonyms) -> None:
     texts = [v for t in corpus(tmp_path) for v in variants(t)[:20]]
     texts += ["", "   ", "family doctor family", "sofi nummer?", "I'm here, it's Google's"]
+    texts += ["at 9 oclock", "sofi nummer sofi", "the family doctor's bsn", "OCLOCK www.x.nl"]
     for text in texts:
         assert words.terms(text, synonyms) == search_terms(text, synonyms), text
         assert words.search_text(text, synonyms) == thread_search_text(text, synonyms), text
