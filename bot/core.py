@@ -9,7 +9,6 @@ Everything copss posts goes through the outbox table and is sent by one task per
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import random
@@ -52,7 +51,7 @@ from bot.supervision import StoreHealth
 from storage.engine import Database, StoreGone, _reason
 from storage.models import InboxEvent, OutboxMessage, utcnow
 from storage.repos.conversation import ConversationRepo
-from storage.repos.queues import InboxRepo, OutboxRepo
+from storage.repos.queues import ChatLeases, InboxRepo, OutboxRepo
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +66,22 @@ SentHook = Callable[[AsyncSession, OutboxMessage, str], Awaitable[None]]
 #: for this attempt (e.g. ``message_ids``: the chunks an edit or delete acts on now).
 PrepareHook = Callable[[AsyncSession, OutboxMessage, Outgoing], Awaitable[Outgoing]]
 
-MAX_SEND_ATTEMPTS = 8
+#: Tries at sending a row before it is given up as ``dead`` (an admin may retry it with
+#: ``undelivered retry``); transient failures (flood control, server errors, no connection)
+#: are tried again after :meth:`Hub.backoff`.
+MAX_SEND_ATTEMPTS = 10
+#: Seconds before the second try at a row after a transient failure; each further failure
+#: doubles it, up to ``BACKOFF_MAX`` (each wait with jitter; a platform's own flood wait is
+#: never cut short).
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 600.0
+#: Chats of one platform sent to at once (each chat's rows still one after another).
+SEND_CONCURRENCY = 16
+#: Rows waiting for one chat beyond which nothing more is queued for it (see
+#: :meth:`Context.send` and docs/reliability.md).
+CHAT_BACKLOG = 1000
+#: Seconds between log lines about one chat's full queue.
+BACKLOG_WARN_EVERY = 600.0
 INBOX_RETENTION = timedelta(days=7)
 #: Seconds to wait before trying the store again after it failed; each further failure in a
 #: row doubles the wait, up to ``STORE_RETRY_MAX``.
@@ -105,6 +119,12 @@ class Context:
     hub: Hub
     session: AsyncSession
     queued: list[OutboxMessage] = field(default_factory=list)
+    #: Platforms whose senders are woken once this transaction is committed.
+    woken: set[str] = field(default_factory=set)
+
+    def wake(self, platform: str) -> None:
+        """Wake the platform's sender after the commit (e.g. rows put back in the queue)."""
+        self.woken.add(platform)
 
     async def send(
         self,
@@ -116,7 +136,18 @@ class Context:
     ) -> OutboxMessage | None:
         """Queue a message in this transaction; ``key`` makes it queued at most once.
         ``delivery``: what a send that may or may not have arrived leads to; by default a
-        bridged copy (it names an author) is sent again, copss's own words are not."""
+        bridged copy (it names an author) is sent again, copss's own words are not.
+
+        Returns None, queuing nothing, when the chat already has ``hub.chat_backlog`` rows
+        waiting (its platform refuses or floods it for long): the queue stays bounded, its
+        rows keep their order and the other chats are not affected (one log line per chat
+        every ten minutes)."""
+        c = out.channel
+        if self.hub.chat_backlog:
+            waiting = await OutboxRepo(self.session).backlog(c.platform, c.chat_id)
+            if waiting >= self.hub.chat_backlog:
+                self.hub.note_full(c, waiting)
+                return None
         row = OutboxMessage(
             dedup_key=key,
             platform=out.channel.platform,
@@ -132,6 +163,7 @@ class Context:
         added = await OutboxRepo(self.session).add(row)
         if added is not None:
             self.queued.append(added)
+            self.woken.add(added.platform)
         return added
 
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
@@ -195,8 +227,17 @@ class Hub:
         self.admins = frozenset(admins)
         self.sent_hooks = list(sent_hooks)
         self.prepare_hooks = list(prepare_hooks)
-        # Outcomes of sends the store could not record yet (recorded first when it answers).
-        self._outcomes: list[Callable[[], Awaitable[None]]] = []
+        # Outcomes of sends the store could not record yet, by row (recorded first when it
+        # answers).
+        self._outcomes: dict[int, Callable[[], Awaitable[None]]] = {}
+        #: Tries at a row before it is dead (default :data:`MAX_SEND_ATTEMPTS`).
+        self.max_send_attempts = MAX_SEND_ATTEMPTS
+        #: Chats of a platform sent to at once (default :data:`SEND_CONCURRENCY`).
+        self.send_concurrency = SEND_CONCURRENCY
+        #: Rows waiting for one chat beyond which no more are queued for it (0: no bound).
+        self.chat_backlog = CHAT_BACKLOG
+        self._full_warned: dict[str, float] = {}
+        self._leases = {p: ChatLeases(db, p) for p in self.adapters}
         #: Store failures in a row, and the admins' warning after too many.
         self.health = StoreHealth(self.warn_admins)
         self._intake_delay = STORE_RETRY
@@ -340,13 +381,13 @@ class Hub:
                 # counting this attempt.
                 self._store_failed.add(row_id)
             raise
-        for out in queued:
-            self.wake_sender(out.platform)
+        for platform in queued:
+            self.wake_sender(platform)
         return True
 
-    async def _handle(self, row_id: int, key: str, attempt: int) -> list[OutboxMessage]:
+    async def _handle(self, row_id: int, key: str, attempt: int) -> set[str]:
         """Run the handlers over a claimed event, in one transaction with its outcome: handled,
-        failed (still pending), or parked; returns the messages it queued."""
+        failed (still pending), or parked; returns the platforms whose senders have work."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(InboxEvent)
@@ -354,7 +395,7 @@ class Hub:
                 .with_for_update()
             )
             if row is None:
-                return []  # another process sharing the store finished it meanwhile
+                return set()  # another process sharing the store finished it meanwhile
             event = from_record(row.payload)
             ctx = Context(self, session)
             failure = None
@@ -388,13 +429,13 @@ class Hub:
             repo = InboxRepo(session)
             if failure is None:
                 await repo.mark_handled(row_id)
-                return ctx.queued
+                return ctx.woken
             if attempt >= self.max_event_attempts:
                 await self._park(repo, row_id, key, f"{failure} ({attempt} attempts)")
             else:
                 # Still pending: the next look at the inbox tries it again.
                 await repo.note_failure(row_id, failure)
-            return []
+            return set()
 
     async def _claim(self) -> tuple[int, str, int] | bool:
         """The next pending event of this process's platforms as (id, dedup key, attempt
@@ -448,54 +489,163 @@ class Hub:
                 return
 
     async def run_sender(self, platform: str) -> None:
-        """Send a platform's pending outbox rows in order, forever."""
+        """Send a platform's outbox, forever: each chat's rows in order, one chat at a time
+        per chat and up to ``send_concurrency`` chats at once, so that one chat's flood wait,
+        failing sends or slow answers hold up only that chat."""
         adapter = self.adapters[platform]
         ready = self._outbox_ready[platform]
+        leases = self._leases[platform]
+        running: dict[str, asyncio.Task[None]] = {}
+        # Chats whose lease another process holds: not tried again before this time.
+        elsewhere: dict[str, float] = {}
         delay = STORE_RETRY
-        recovered = False
-        while True:
-            ready.clear()
-            try:
-                # Outcomes first: a send kept in memory must not be taken for interrupted.
-                await self._record_outcomes()
-                if not recovered:
-                    await self._recover_interrupted(platform)
-                    recovered = True
-                async with self.db.session() as session:
-                    rows = await OutboxRepo(session).pending(platform)
-                for row in rows:
-                    await self._deliver(adapter, row)
-            except SQLAlchemyError as exc:
-                # A send whose result could not be recorded is kept in memory and recorded
-                # first once the store answers (it is not sent again). One line per failure
-                # (the traceback only at debug level), waiting longer each time.
-                log.error(
-                    "sender %s: store failed (%s); retrying in %gs",
-                    platform,
-                    _reason(exc),
-                    delay,
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                self.health.failed(_reason(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX)
-                # A row may have been left "sending" by a failed write after a definite
-                # outcome (no send is under way here now): look again.
-                recovered = False
-                ready.set()
-                continue
-            delay = STORE_RETRY
-            if rows:
-                self.health.answered()
-            if not rows:
-                if not ready.is_set():
+        try:
+            while True:
+                ready.clear()
+                failure: SQLAlchemyError | None = None
+                for chat, task in list(running.items()):
+                    if task.done():
+                        del running[chat]
+                        failure = self._worker_ended(platform, chat, task) or failure
+                        if failure is None:
+                            delay = STORE_RETRY  # a chat's sends were recorded
+                soonest: float | None = None
+                waiting = False
+                if failure is None:
+                    try:
+                        # Outcomes first: a send kept in memory must not be taken for
+                        # interrupted.
+                        await self._record_outcomes()
+                        async with self.db.session() as session:
+                            heads = await OutboxRepo(session).heads(platform)
+                    except SQLAlchemyError as exc:
+                        failure = exc
+                if failure is not None:
+                    # A send whose result could not be recorded is kept in memory and
+                    # recorded first once the store answers (it is not sent again). One line
+                    # per failure (the traceback only at debug level), waiting longer each time.
+                    log.error(
+                        "sender %s: store failed (%s); retrying in %gs",
+                        platform,
+                        _reason(failure),
+                        delay,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
+                    self.health.failed(_reason(failure))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, STORE_RETRY_MAX)
+                    ready.set()
+                    continue
+                if not heads:
+                    delay = STORE_RETRY
+                now, clock = utcnow(), time.monotonic()
+                for chat, state, not_before in heads:
+                    waiting = True
+                    if chat in running or elsewhere.get(chat, 0.0) > clock:
+                        continue
+                    if state == "pending" and not_before is not None and not_before > now:
+                        # Backing off (or a flood wait): this chat's turn comes then.
+                        wait = (not_before - now).total_seconds()
+                        soonest = wait if soonest is None else min(soonest, wait)
+                        continue
+                    if len(running) >= self.send_concurrency:
+                        break
+                    elsewhere.pop(chat, None)
+                    running[chat] = asyncio.create_task(
+                        self._send_chat(adapter, leases, chat, elsewhere),
+                        name=f"send:{platform}:{chat}",
+                    )
+                if not running and not waiting and not ready.is_set():
                     self._sender_idle[platform].set()
-                # Another process sharing the store may queue rows for this platform (a bridged
-                # copy handled there), so look again now and then even without a wake-up.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready.wait(), SENDER_POLL)
+                # Another process sharing the store may queue rows for this platform (a
+                # bridged copy handled there), so look again now and then even without a
+                # wake-up; and when a chat's wait is over.
+                timeout = SENDER_POLL if soonest is None else min(SENDER_POLL, soonest + 0.01)
+                woken = asyncio.create_task(ready.wait())
+                try:
+                    await asyncio.wait(
+                        {woken, *running.values()},
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    woken.cancel()
+        finally:
+            for task in running.values():
+                task.cancel()
+            await leases.close()
 
-    async def _deliver(self, adapter: Adapter, row: OutboxMessage) -> None:
+    def _worker_ended(
+        self, platform: str, chat: str, task: asyncio.Task[None]
+    ) -> SQLAlchemyError | None:
+        """A chat's sender ended: its store failure, if that is why (a bug is logged)."""
+        if task.cancelled():
+            return None
+        exc = task.exception()
+        if isinstance(exc, SQLAlchemyError):
+            return exc
+        if exc is not None:
+            log.error(
+                "sender %s: sending to chat %s failed: %s",
+                platform,
+                chat,
+                exc,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        elif self.health.failures:
+            self.health.answered()  # its writes went through
+        return None
+
+    async def _send_chat(
+        self, adapter: Adapter, leases: ChatLeases, chat: str, elsewhere: dict[str, float]
+    ) -> None:
+        """Send a chat's waiting rows in order until none is left or the first has to wait."""
+        if not await leases.take(chat):
+            # Another process sends to this chat now; look again after a while.
+            elsewhere[chat] = time.monotonic() + SENDER_POLL
+            return
+        try:
+            while True:
+                async with self.db.session() as session:
+                    row = await OutboxRepo(session).head_of(adapter.platform, chat)
+                    if row is not None and row.state == "sending" and row.id not in self._outcomes:
+                        # No send of it is under way (this process holds the chat's lease and
+                        # keeps no outcome of it): an earlier run stopped during its send.
+                        self._interrupted(row)
+                        continue
+                if row is None or row.state != "pending":
+                    return
+                if row.next_attempt_at is not None and row.next_attempt_at > utcnow():
+                    return  # its wait is not over: the rows after it wait too (order)
+                if not await self._deliver(adapter, row):
+                    return
+        finally:
+            await leases.release(chat)
+
+    def _interrupted(self, row: OutboxMessage) -> None:
+        """A row a previous run left "sending" (it stopped mid-call, maybe after the platform
+        accepted): a bridged copy goes back to pending (at-least-once), copss's own message
+        becomes "unsure" and is not sent again (at-most-once); one log line each."""
+        where = f"{row.platform}:{row.chat_id}"
+        if row.meta.get("action") in ("edit", "delete") or row.delivery != AT_MOST_ONCE:
+            log.warning(
+                "outbox %d to %s: copss stopped during its send; sending it again", row.id, where
+            )
+            row.state = "pending"
+            row.last_error = "copss stopped during the send; sent again"
+        else:
+            log.warning(
+                "outbox %d to %s: copss stopped during its send; it may have arrived, "
+                "not sending it again (at-most-once)",
+                row.id,
+                where,
+            )
+            row.state = "unsure"
+            row.last_error = "copss stopped during the send; not sent again"
+
+    async def _deliver(self, adapter: Adapter, row: OutboxMessage) -> bool:
+        """One attempt at a row; True when the chat may go on with its next row (this one is
+        done: sent, refused, unsure or dead), False when this one waits for another try."""
         out = Outgoing(
             channel=ChannelRef(row.platform, row.chat_id, row.thread_id or None),
             text=row.text,
@@ -508,82 +658,99 @@ class Hub:
             async with self.db.session() as session:
                 out = await hook(session, row, out)
         if row.meta.get("action") in ("delete", "edit"):
-            await self._act(adapter, out, row)
-            return
+            return await self._act(adapter, out, row)
         pacer = self._pacers.get(row.platform)
         # Platforms limit posting per chat, whatever topic or thread in it.
         chat = row.chat_id
-        attempts = row.attempts
+        attempts = row.attempts + 1
         # The chunks an earlier attempt posted (kept in the row): a split message goes on at
         # the chunk that failed instead of posting its first chunks again.
         progress = self._tracked(row, Progress.from_record(row.meta.get(CHUNKS)))
-        while True:
-            if pacer is not None:
-                await pacer.wait(chat)
-            attempts += 1
-            # The intent is committed before the call: a send copss does not see finish
-            # (killed mid-call) is found in state "sending" and follows the row's policy.
-            await self._mark_sending(row.id, attempts)
-            try:
-                chunk_ids = await adapter.send(out, progress)
-            except UncertainSendError as exc:
-                if row.delivery != AT_MOST_ONCE:
-                    log.warning(
-                        "send to %s may not have arrived (%s); sending again (at-least-once)",
-                        out.channel.key(),
-                        exc,
-                    )
-                    await self._note_attempt(row.id, attempts, str(exc))
-                    await asyncio.sleep(exc.retry_after)
-                    continue
+        if pacer is not None:
+            await pacer.wait(chat)
+        # The intent is committed before the call: a send copss does not see finish (killed
+        # mid-call) is found in state "sending" and follows the row's policy.
+        await self._mark_sending(row.id, attempts)
+        try:
+            chunk_ids = await adapter.send(out, progress)
+        except UncertainSendError as exc:
+            if row.delivery != AT_MOST_ONCE:
                 log.warning(
-                    "send to %s may or may not have arrived (%s); not sending it again "
-                    "(at-most-once)",
+                    "send to %s may not have arrived (%s); sending again (at-least-once)",
                     out.channel.key(),
                     exc,
                 )
-                await self._keep(self._unsure(row.id, progress.ids, f"unanswered: {exc}"))
-                return
-            except TransientAdapterError as exc:
-                log.warning("send to %s delayed %.1fs: %s", out.channel.key(), exc.retry_after, exc)
-                await self._note_attempt(row.id, attempts, str(exc))
-                await asyncio.sleep(exc.retry_after)
-                continue
-            except AdapterError as exc:
-                log.error("send to %s failed: %s", out.channel.key(), exc)
-                # A failed row says how often it was tried, this last attempt included.
-                await self._note_attempt(row.id, attempts, str(exc))
-                await self._finish(row, None, error=str(exc))
-                return
-            except Exception as exc:
-                if attempts >= MAX_SEND_ATTEMPTS:
-                    log.exception("send to %s failed %d times", out.channel.key(), attempts)
-                    await self._note_attempt(row.id, attempts, f"{type(exc).__name__}: {exc}")
-                    await self._finish(row, None, error=f"{type(exc).__name__}: {exc}")
-                    return
-                delay = min(30.0, 0.5 * 2 ** (attempts - 1))
-                log.warning("send to %s failed (%s); retry in %.1fs", out.channel.key(), exc, delay)
-                await self._note_attempt(row.id, attempts, str(exc))
-                await asyncio.sleep(delay)
-                continue
-            if pacer is not None:
-                pacer.record(chat, time.monotonic())
-            await self._keep(functools.partial(self._finish, row, chunk_ids))
-            return
+                return await self._later(row, attempts, str(exc), exc.retry_after)
+            log.warning(
+                "send to %s may or may not have arrived (%s); not sending it again (at-most-once)",
+                out.channel.key(),
+                exc,
+            )
+            await self._keep(row.id, self._unsure(row.id, progress.ids, f"unanswered: {exc}"))
+            return True
+        except TransientAdapterError as exc:
+            return await self._later(row, attempts, str(exc), exc.retry_after)
+        except AdapterError as exc:
+            log.error("send to %s failed: %s", out.channel.key(), exc)
+            # A failed row says how often it was tried, this last attempt included.
+            await self._note_attempt(row.id, attempts, str(exc))
+            await self._finish(row, None, error=str(exc))
+            return True
+        except Exception as exc:
+            return await self._later(row, attempts, f"{type(exc).__name__}: {exc}", 0.0)
+        if pacer is not None:
+            pacer.record(chat, time.monotonic())
+        await self._keep(row.id, functools.partial(self._finish, row, chunk_ids))
+        return True
 
-    async def _keep(self, record: Callable[[], Awaitable[None]]) -> None:
+    def backoff(self, attempts: int) -> float:
+        """Seconds before the next try after ``attempts`` failed ones: doubling from
+        :data:`BACKOFF_BASE` up to :data:`BACKOFF_MAX`, with jitter (half to all of it) so
+        that chats failing together do not come back together."""
+        step = min(BACKOFF_MAX, BACKOFF_BASE * 2.0 ** (attempts - 1))
+        return float(step * random.uniform(0.5, 1.0))
+
+    async def _later(self, row: OutboxMessage, attempts: int, error: str, floor: float) -> bool:
+        """A transient failure: the row waits (at least ``floor``, the platform's own flood
+        wait), or is dead after ``max_send_attempts``; True when the chat may go on."""
+        where = f"{row.platform}:{row.chat_id}"
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error[:500]}
+        if attempts >= self.max_send_attempts:
+            log.error(
+                "outbox %d to %s: giving up after %d attempts (%s); an admin may send it "
+                "again with 'undelivered retry'",
+                row.id,
+                where,
+                attempts,
+                error,
+            )
+            values["state"] = "dead"
+            go_on = True
+        else:
+            wait = max(floor, self.backoff(attempts))
+            log.warning("send to %s delayed %.1fs: %s", where, wait, error)
+            values["state"] = "pending"
+            values["next_attempt_at"] = utcnow() + timedelta(seconds=wait)
+            go_on = False
+        async with self.db.session() as session:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == row.id).values(**values)
+            )
+        return go_on
+
+    async def _keep(self, row_id: int, record: Callable[[], Awaitable[None]]) -> None:
         """Record the outcome of a send; when the store fails, keep it to record first once
         the store answers again (the row stays "sending" meanwhile and is not sent again)."""
         try:
             await record()
         except SQLAlchemyError:
-            self._outcomes.append(record)
+            self._outcomes[row_id] = record
             raise
 
     async def _record_outcomes(self) -> None:
-        while self._outcomes:
-            await self._outcomes[0]()
-            self._outcomes.pop(0)
+        for row_id, record in list(self._outcomes.items()):
+            await record()
+            del self._outcomes[row_id]
 
     async def _mark_sending(self, row_id: int, attempts: int) -> None:
         async with self.db.session() as session:
@@ -605,38 +772,6 @@ class Hub:
 
         return record
 
-    async def _recover_interrupted(self, platform: str) -> None:
-        """Rows a previous run left "sending" (it stopped mid-call, maybe after the platform
-        accepted): bridged copies go back to pending (at-least-once), copss's own messages
-        become "unsure" and are not sent again (at-most-once); one log line each."""
-        async with self.db.session() as session:
-            rows = (
-                await session.scalars(
-                    select(OutboxMessage).where(
-                        OutboxMessage.platform == platform, OutboxMessage.state == "sending"
-                    )
-                )
-            ).all()
-            for row in rows:
-                where = f"{row.platform}:{row.chat_id}"
-                if row.meta.get("action") in ("edit", "delete") or row.delivery != AT_MOST_ONCE:
-                    log.warning(
-                        "outbox %d to %s: copss stopped during its send; sending it again",
-                        row.id,
-                        where,
-                    )
-                    row.state = "pending"
-                    row.last_error = "copss stopped during the send; sent again"
-                else:
-                    log.warning(
-                        "outbox %d to %s: copss stopped during its send; it may have arrived, "
-                        "not sending it again (at-most-once)",
-                        row.id,
-                        where,
-                    )
-                    row.state = "unsure"
-                    row.last_error = "copss stopped during the send; not sent again"
-
     def _tracked(self, row: OutboxMessage, progress: Progress) -> Progress:
         """``progress`` recorded in the row whenever the adapter reports a chunk."""
 
@@ -649,9 +784,9 @@ class Hub:
         progress.save = save
         return progress
 
-    async def _act(self, adapter: Adapter, out: Outgoing, row: OutboxMessage) -> None:
+    async def _act(self, adapter: Adapter, out: Outgoing, row: OutboxMessage) -> bool:
         # Edits and deletes ride the outbox too, so they survive restarts and keep their order
-        # relative to the messages they change.
+        # relative to the messages they change. Safe to repeat: no "sending" mark needed.
         action = row.meta["action"]
         target = str(row.meta.get("message_id", ""))
         # Every chunk of the message: as an earlier attempt at this row left them (an edit
@@ -660,32 +795,29 @@ class Hub:
             str(i) for i in row.meta.get("message_ids") or [target]
         ]
         progress = self._tracked(row, Progress(ids=ids))
-        for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
-            try:
-                if action == "delete":
-                    await adapter.delete(out.channel, progress.ids)
-                else:
-                    progress.ids = await adapter.edit(
-                        out.channel,
-                        list(progress.ids),
-                        out.text,
-                        as_name=out.as_name,
-                        progress=progress,
-                    )
-            except TransientAdapterError as exc:
-                await asyncio.sleep(exc.retry_after)
-                continue
-            except AdapterError as exc:
-                log.warning("%s of %s in %s failed: %s", action, target, out.channel.key(), exc)
-                await self._finish(row, None, error=str(exc))
-                return
-            except Exception as exc:
-                log.warning("%s of %s failed (%s), attempt %d", action, target, exc, attempt)
-                await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-                continue
-            await self._finish(row, progress.ids, record=False, hooks=action == "edit")
-            return
-        await self._finish(row, None, error="gave up")
+        attempts = row.attempts + 1
+        try:
+            if action == "delete":
+                await adapter.delete(out.channel, progress.ids)
+            else:
+                progress.ids = await adapter.edit(
+                    out.channel,
+                    list(progress.ids),
+                    out.text,
+                    as_name=out.as_name,
+                    progress=progress,
+                )
+        except TransientAdapterError as exc:
+            return await self._later(row, attempts, f"{action}: {exc}", exc.retry_after)
+        except AdapterError as exc:
+            log.warning("%s of %s in %s failed: %s", action, target, out.channel.key(), exc)
+            await self._note_attempt(row.id, attempts, str(exc))
+            await self._finish(row, None, error=str(exc))
+            return True
+        except Exception as exc:
+            return await self._later(row, attempts, f"{action}: {type(exc).__name__}: {exc}", 0)
+        await self._finish(row, progress.ids, record=False, hooks=action == "edit")
+        return True
 
     async def _note_attempt(self, row_id: int, attempts: int, error: str) -> None:
         async with self.db.session() as session:
@@ -746,6 +878,21 @@ class Hub:
                 await adapter.send(Outgoing(channel=channel, text=text))
             except Exception as exc:
                 log.warning("could not warn %s: %s", channel.key(), exc)
+
+    def note_full(self, channel: ChannelRef, waiting: int) -> None:
+        """A message for ``channel`` was not queued: its queue is full (logged now and then)."""
+        key = f"{channel.platform}:{channel.chat_id}"
+        now = time.monotonic()
+        if now - self._full_warned.get(key, -BACKLOG_WARN_EVERY) < BACKLOG_WARN_EVERY:
+            return
+        self._full_warned[key] = now
+        log.warning(
+            "outbox to %s is full (%d messages waiting, at most %d); new messages to it are "
+            "not queued until it drains",
+            key,
+            waiting,
+            self.chat_backlog,
+        )
 
     # -- admin truth ---------------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ def admin_calls(linked: str, other: str) -> list[tuple[str, str, bool]]:
         ("delete", "everywhere", True),
         ("stats", "", False),
         ("audit", "", False),
+        ("undelivered", "", False),
+        ("undelivered", "retry", False),
         ("link", other, False),
         ("unlink", linked, False),
         ("links", "", False),

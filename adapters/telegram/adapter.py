@@ -374,7 +374,8 @@ class TelegramAdapter(Adapter):
         if isinstance(exc, NetworkError):
             if sending and _maybe_arrived(exc):
                 return UncertainSendError(f"telegram did not answer: {exc.message}", 1.0)
-            return TransientAdapterError(f"telegram unreachable: {exc.message}", 1.0)
+            # No wait of Telegram's own: the outbox backs off (exponentially, with jitter).
+            return TransientAdapterError(f"telegram unreachable: {exc.message}", 0.0)
         return exc
 
     async def edit(

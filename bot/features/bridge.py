@@ -143,11 +143,14 @@ class Bridge:
             )
 
     async def _room(self, ctx: Context, target: Channel, event: MessageEvent) -> bool:
-        """Whether the target's queue has room; warns the source side's admins when not."""
+        """Whether the target chat's queue has room; warns the source side's admins when not.
+        Counted per chat: one chat its platform floods or refuses does not stop the others."""
         pending = int(
             await ctx.session.scalar(
                 select(func.count(OutboxMessage.id)).where(
-                    OutboxMessage.platform == target.platform, OutboxMessage.state == "pending"
+                    OutboxMessage.platform == target.platform,
+                    OutboxMessage.state == "pending",
+                    OutboxMessage.chat_id == target.chat_id,
                 )
             )
             or 0

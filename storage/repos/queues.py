@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.engine import Database
 from storage.models import InboxEvent, OutboxMessage, utcnow
+
+log = logging.getLogger(__name__)
 
 #: Longest error text kept on an inbox row (an exception can quote a whole message).
 MAX_ERROR_CHARS = 1000
@@ -88,8 +93,12 @@ def _storable(error: str) -> str:
     return error.encode("utf-8", "replace").decode("utf-8")
 
 
+#: Outbox states of a row still to be sent: queued, or a send under way (or interrupted).
+WAITING = ("pending", "sending")
+
+
 class OutboxRepo:
-    """Messages to post, drained per platform in id order."""
+    """Messages to post, sent per chat in id order."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -115,3 +124,131 @@ class OutboxRepo:
             .limit(limit)
         )
         return rows.all()
+
+    async def heads(
+        self, platform: str, limit: int = 200
+    ) -> Sequence[tuple[str, str, datetime | None]]:
+        """The first waiting row of each chat of ``platform`` that has one, as (chat id,
+        state, not before), the chat waiting longest first."""
+        first = (
+            select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("head"))
+            .where(OutboxMessage.platform == platform, OutboxMessage.state.in_(WAITING))
+            .group_by(OutboxMessage.chat_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(OutboxMessage.chat_id, OutboxMessage.state, OutboxMessage.next_attempt_at)
+            .join(first, OutboxMessage.id == first.c.head)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return [(chat, state, at) for chat, state, at in rows.all()]
+
+    async def head_of(self, platform: str, chat_id: str) -> OutboxMessage | None:
+        """A chat's first waiting row (the next to send), if any."""
+        return await self.session.scalar(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.platform == platform,
+                OutboxMessage.state.in_(WAITING),
+                OutboxMessage.chat_id == chat_id,
+            )
+            .order_by(OutboxMessage.id)
+            .limit(1)
+        )
+
+    async def backlog(self, platform: str, chat_id: str) -> int:
+        """How many rows wait to be sent to a chat."""
+        count = await self.session.scalar(
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.platform == platform,
+                OutboxMessage.state.in_(WAITING),
+                OutboxMessage.chat_id == chat_id,
+            )
+        )
+        return int(count or 0)
+
+
+#: The PostgreSQL advisory lock class of outbox chat leases (the first key of the two-key
+#: form; the second is the hash of platform and chat).
+LEASE_CLASS = 0x636F7073
+
+
+class ChatLeases:
+    """Which chats of a platform this process sends to now: one sender per chat, so each
+    chat's messages go out in order, also with several processes on one store.
+
+    In-process a set; on PostgreSQL also a session advisory lock per chat, all held on one
+    connection of this process outside any transaction. Another process's try for the same
+    chat fails at once (like ``FOR UPDATE SKIP LOCKED``) and it moves on to other chats; when
+    this process dies its connection closes and PostgreSQL frees its leases at once, so
+    another process takes the chats over without waiting for an expiry. SQLite stores are
+    used by one process at a time: the set is enough there.
+    """
+
+    def __init__(self, db: Database, platform: str) -> None:
+        self.db = db
+        self.platform = platform
+        self.held: set[str] = set()
+        self._conn: AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def take(self, chat_id: str) -> bool:
+        """Take the chat's lease; False when someone (here or in another process) has it."""
+        if chat_id in self.held:
+            return False
+        if self.db.dialect == "postgresql":
+            async with self._lock:
+                conn = await self._connection()
+                try:
+                    got = await conn.scalar(
+                        text("SELECT pg_try_advisory_lock(:c, hashtext(:k))"),
+                        {"c": LEASE_CLASS, "k": f"{self.platform}:{chat_id}"},
+                    )
+                except SQLAlchemyError:
+                    await self._drop()
+                    raise
+            if not got:
+                return False
+        self.held.add(chat_id)
+        return True
+
+    async def release(self, chat_id: str) -> None:
+        """Give the chat's lease back."""
+        if chat_id not in self.held:
+            return
+        self.held.discard(chat_id)
+        if self.db.dialect != "postgresql" or self._conn is None:
+            return
+        async with self._lock:
+            try:
+                await self._conn.execute(
+                    text("SELECT pg_advisory_unlock(:c, hashtext(:k))"),
+                    {"c": LEASE_CLASS, "k": f"{self.platform}:{chat_id}"},
+                )
+            except SQLAlchemyError as exc:
+                # Dropping the connection frees every lease it held.
+                log.warning("outbox leases of %s lost: %s", self.platform, exc)
+                await self._drop()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self.db.engine.connect()
+            # No transaction stays open: the locks belong to the session, not a transaction.
+            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        self.held.clear()
+        if conn is not None:
+            try:
+                await conn.invalidate()
+                await conn.close()
+            except Exception as exc:  # closing a broken connection may fail too
+                log.debug("closing the lease connection failed: %s", exc)
+
+    async def close(self) -> None:
+        """Free every lease (closing the connection frees them on PostgreSQL)."""
+        async with self._lock:
+            await self._drop()

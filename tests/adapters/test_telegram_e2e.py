@@ -251,6 +251,7 @@ ADMIN_CALLS = [
     "/delete everywhere",
     "/stats",
     "/audit",
+    "/undelivered retry",
     "/link discord:123",
     "/unlink discord:123",
     "/links",

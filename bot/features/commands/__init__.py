@@ -8,11 +8,18 @@ from bot.features.commands.community import COMMUNITY_COMMANDS
 from bot.features.commands.dispatcher import Commands
 from bot.features.commands.knowledge import KNOWLEDGE_COMMANDS
 from bot.features.commands.member import MEMBER_COMMANDS, help_command
+from bot.features.commands.outbox import OUTBOX_COMMANDS
 
 
 def all_commands() -> list[Command]:
     """Every command, members' first, ``help`` at the top."""
-    commands = [*MEMBER_COMMANDS, *KNOWLEDGE_COMMANDS, *COMMUNITY_COMMANDS, *BRIDGE_COMMANDS]
+    commands = [
+        *MEMBER_COMMANDS,
+        *KNOWLEDGE_COMMANDS,
+        *COMMUNITY_COMMANDS,
+        *OUTBOX_COMMANDS,
+        *BRIDGE_COMMANDS,
+    ]
     return [help_command(commands), *commands]
 
 

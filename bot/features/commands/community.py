@@ -207,10 +207,15 @@ async def stats(inv: Invocation) -> str:
             .limit(1)
         )
         undelivered += f" (last: {(last or 'no reason recorded')[:200]})"
+    dead = await s.scalar(
+        select(func.count(OutboxMessage.id)).where(OutboxMessage.state == "dead", here)
+    )
     lines += [
         f"Suggestions rated helpful: {feedback.get('helpful', 0)}, "
         f"not helpful: {feedback.get('not_helpful', 0)}.",
         f"{undelivered}.",
+        f"Messages copss gave up on after repeated tries: {dead or 0}"
+        + (" (see 'undelivered'; 'undelivered retry' sends them again)." if dead else "."),
         "Every figure by week and platform, topics and the questions waiting: copss report.",
     ]
     return "\n".join(lines)
