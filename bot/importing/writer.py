@@ -17,16 +17,12 @@ so importing the same file again adds nothing.
 Each batch of :data:`BATCH` messages is judged outside any transaction; what it adds is then
 written in one short transaction of driver-level bulk statements (:mod:`bot.importing.rawsql`),
 so a running copss on the same SQLite file (one writer at a time) waits for one batch's writes
-at most. That transaction runs while the next batch is judged (the database works in its own
-thread, or server). A batch that brings a new channel or member, or replies to a message the
-builder does not remember, first waits for it, then looks them up (and stores the new ones) in
-a transaction of its own.
+at most. A batch that brings a new channel or member, or replies to a message the builder
+does not remember, first looks them up (and stores the new ones) in a transaction of its own.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,8 +46,6 @@ from storage.repos.communities import new_community
 #: Messages per batch: its writes take about 15 ms, so a running copss on the same SQLite file
 #: waits little for its turn.
 BATCH = 1000
-#: Messages judged between turns of the previous batch's writes.
-_YIELD_EVERY = 50
 #: Thread ids remembered (as the builder remembers threads); older ones are looked up.
 MEMORY = 200_000
 
@@ -94,38 +88,21 @@ class Writer:
         self.longest = 0.0
         self.transactions = 0
         self.in_transactions = 0.0
-        #: The previous batch's write transaction, while it runs.
-        self._writing: asyncio.Future[None] | None = None
 
     async def write(
         self, messages: Iterable[ImportedMessage], progress: Callable[[int], None] | None = None
     ) -> ImportStats:
-        """Store every message, one write transaction per batch; a batch is judged while the
-        one before it is being written."""
+        """Store every message, one write transaction per batch."""
         pending: list[ImportedMessage] = []
         with fewer_collections():
-            try:
-                for message in messages:
-                    pending.append(message)
-                    if len(pending) >= self.batch:
-                        await self._flush(pending, progress)
-                        pending = []
-                if pending:
+            for message in messages:
+                pending.append(message)
+                if len(pending) >= self.batch:
                     await self._flush(pending, progress)
-                await self._written()
-            finally:
-                if self._writing is not None:
-                    # Stopped by an error: the batch under way is committed or rolled back
-                    # whole before the error goes on.
-                    with contextlib.suppress(Exception):
-                        await self._written()
+                    pending = []
+            if pending:
+                await self._flush(pending, progress)
         return self.stats
-
-    async def _written(self) -> None:
-        """Wait for the batch being written (raising what it raised)."""
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            await writing
 
     async def _flush(
         self, batch: list[ImportedMessage], progress: Callable[[int], None] | None
@@ -134,25 +111,17 @@ class Writer:
         if any(m.channel.key not in self._places for m in batch) or not authors.issubset(
             self._members
         ):
-            await self._written()
             await self._transaction(lambda conn: self._know(conn, batch))
         kept = [m for m in batch if not self._opted_out(m)]
         self.stats.skipped += len(batch) - len(kept)
         wanted = self.builder.parents_to_fetch(kept)
         if wanted:
-            await self._written()
             await self._transaction(lambda conn: self._fetch_parents(conn, wanted))
-        verdicts = []
-        for i, m in enumerate(kept, 1):
-            verdicts.append(self.builder.feed(m))
-            if i % _YIELD_EVERY == 0:
-                # The previous batch's statements go to the database thread one by one: give
-                # each its turn, so that batch is written while this one is judged.
-                await asyncio.sleep(0)
-        await self._written()
-        self._writing = asyncio.ensure_future(
-            self._transaction(lambda conn: self._store(conn, kept, verdicts))
-        )
+        # Judged while no transaction is open; the writes then go in one short transaction.
+        # (Judging the next batch while the database thread writes this one is slower: the
+        # driver takes the GIL back for every row it binds, and waits for it each time.)
+        verdicts = [self.builder.feed(m) for m in kept]
+        await self._transaction(lambda conn: self._store(conn, kept, verdicts))
         self.stats.read += len(batch)
         if progress is not None:
             progress(len(batch))

@@ -263,8 +263,8 @@ def test_copss_import_of_a_truncated_file_says_where(tmp_path: Path) -> None:
 async def test_a_failed_batch_stops_the_import_and_a_rerun_completes_it(
     store: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Batches are judged while the one before is written: a write that fails stops the
-    # import with its error, the batches before it stay, and importing again adds the rest.
+    # A write that fails stops the import with its error, the batches before it stay, and
+    # importing again adds the rest.
     path = write(tmp_path / "mixed.json", tg_chat(mixed_history(200)))
     stored = Writer._store
     calls = []
