@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -27,6 +28,9 @@ from sqlalchemy import Connection
 
 _PLACEHOLDER = re.compile(r"\?")
 _JSON_IN = "IN (SELECT value FROM json_each(?))"
+#: Parameters in one statement: SQLite allows 32,766 since 3.32 (999 before), PostgreSQL
+#: and asyncpg 32,767.
+_MAX_PARAMETERS = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 
 def sqlite_time(value: datetime) -> str:
@@ -97,6 +101,24 @@ class Raw:
             return 0
         self._cursor.executemany(self._text(statement), rows)
         return max(0, self._cursor.rowcount or 0)
+
+    def insert(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` with multi-row ``VALUES`` lists (``{values}`` in ``statement``), as
+        few statements as the parameter limit allows; the rows added, as SQLite counts them
+        (PostgreSQL's count is not read: 0). One statement binds all its values at once and
+        then runs without the GIL, where ``executemany`` takes it back for every row."""
+        if not rows:
+            return 0
+        width = len(rows[0])
+        group = "(" + ", ".join("?" * width) + ")"
+        step = max(1, _MAX_PARAMETERS // width)
+        added = 0
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            text = statement.replace("{values}", ", ".join([group] * len(chunk)))
+            self._cursor.execute(self._text(text), [v for row in chunk for v in row])
+            added += max(0, self._cursor.rowcount or 0)
+        return added
 
     def close(self) -> None:
         """Let the cursor go (the transaction stays the session's)."""

@@ -352,10 +352,9 @@ class Writer:
                     )
                 )
             if rows:
-                added = raw.many(
+                added = raw.insert(
                     "INSERT INTO message (channel_id, platform_message_id, member_id, text, "
-                    "reply_to, origin, sent_at, edited_at, deleted) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "reply_to, origin, sent_at, edited_at, deleted) VALUES {values} "
                     "ON CONFLICT (channel_id, platform_message_id) DO NOTHING",
                     rows,
                 )
@@ -414,10 +413,10 @@ class Writer:
             existing = set(self._answers_of(raw, {r[0] for r in answer_rows}))
             new = [r for r in answer_rows if (r[0], r[1]) not in existing]
             if new:
-                raw.many(
+                raw.insert(
                     "INSERT INTO answer (thread_id, message_id, answered_at, votes) "
-                    "VALUES (?, ?, ?, 0) ON CONFLICT (thread_id, message_id) DO NOTHING",
-                    [(t, m, raw.time(at)) for t, m, at in new],
+                    "VALUES {values} ON CONFLICT (thread_id, message_id) DO NOTHING",
+                    [(t, m, raw.time(at), 0) for t, m, at in new],
                 )
                 self.stats.answers += len(new)
         self._update_threads(conn, raw, answered, solved, ids)
@@ -468,10 +467,10 @@ class Writer:
                 )
             )
         if rows:
-            raw.many(
+            raw.insert(
                 "INSERT INTO thread (community_id, question_message_id, question_text, "
                 "search_text, status, asked_at, first_answer_at, accepted_answer_id, tags) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES {values}",
                 rows,
             )
             self.stats.questions += len(rows)
