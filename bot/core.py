@@ -92,6 +92,8 @@ HANDLER_TIMEOUT = 30.0
 #: An event whose handling failed, timed out or was cut short by a crash this many times is
 #: parked: marked handled with the reason, so that the events after it are not held up.
 MAX_EVENT_ATTEMPTS = 3
+#: Pending events looked at for one whose chat is not waiting for a platform answer.
+CLAIM_BATCH = 50
 #: Seconds between looks at the outbox when nothing woke the sender.
 SENDER_POLL = 2.0
 #: The outbox row ``meta`` key holding the chunks of a message as they are posted (see
@@ -166,9 +168,34 @@ class Context:
             self.woken.add(added.platform)
         return added
 
+    #: Platform answers known for this run of the handlers: (channel key, user id) → admin.
+    facts: dict[tuple[str, str], bool] = field(default_factory=dict)
+    #: The handlers ran over this event before and stopped to ask the platform something:
+    #: in-memory bookkeeping (rate limits) was done then and is not done again.
+    again: bool = False
+
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
-        """Platform truth (asked now), or the config allow-list."""
-        return await self.hub.is_admin(channel, user_id)
+        """The config allow-list, else the platform's answer, asked outside the transaction:
+        when it is not known yet, the handlers stop here (the transaction is rolled back),
+        the platform is asked with no transaction open, and the handlers run again."""
+        if self.hub.configured_admin(channel, user_id):
+            return True
+        known = self.facts.get((channel.key(), user_id))
+        if known is None:
+            raise AskPlatform(channel, user_id)
+        return known
+
+
+class AskPlatform(BaseException):
+    """Raised by a handler's :meth:`Context.is_admin` when the platform has not been asked
+    yet: a platform call (Telegram getChatMember, Discord REST) never runs inside the
+    handlers' transaction. A BaseException, so that a handler's ``except Exception`` does not
+    swallow it; the dispatcher catches it."""
+
+    def __init__(self, channel: ChannelRef, user_id: str) -> None:
+        super().__init__(f"is {user_id} an admin of {channel.key()}?")
+        self.channel = channel
+        self.user_id = user_id
 
 
 #: PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race with
@@ -221,9 +248,14 @@ class Hub:
         self.max_event_attempts = (
             MAX_EVENT_ATTEMPTS if max_event_attempts is None else max_event_attempts
         )
-        # Events whose last attempt ended because the store failed: that attempt is not
-        # counted against the event (the store is not the event's fault).
-        self._store_failed: set[int] = set()
+        # Events whose last attempt ended because the store failed, or stopped to ask the
+        # platform: that attempt is not counted against the event (it is not the event's fault).
+        self._uncounted: set[int] = set()
+        # Chats (platform:chat) whose next event waits for a platform answer, asked outside
+        # any transaction; the events of other chats are handled meanwhile.
+        self._asking: dict[str, asyncio.Task[None]] = {}
+        # Platform answers for an event's next run, by inbox row id.
+        self._facts: dict[int, dict[tuple[str, str], bool]] = {}
         self.admins = frozenset(admins)
         self.sent_hooks = list(sent_hooks)
         self.prepare_hooks = list(prepare_hooks)
@@ -308,6 +340,17 @@ class Hub:
                     await self.prune_inbox()
                     next_prune = time.monotonic() + 3600
                 handled = await self.dispatch_pending()
+                if not handled:
+                    self._inbox_ready.clear()
+                    # Re-check after clearing: an event stored in between would otherwise
+                    # wait. While a chat waits for a platform answer its events stay pending
+                    # (that is not idle); the answer wakes the dispatcher.
+                    if self._asking:
+                        handled = await self.dispatch_pending()
+                    else:
+                        self.idle.set()
+                        if await self._has_pending():
+                            continue
             except SQLAlchemyError as exc:
                 # The store is unreachable, locked or read-only for now: nothing was marked
                 # handled, so the same events come round again once it answers. One line per
@@ -325,13 +368,8 @@ class Hub:
             delay = STORE_RETRY
             if handled:
                 self.health.answered()  # a write went through (a read alone may not tell)
-            if not handled:
-                self.idle.set()
-                self._inbox_ready.clear()
-                # Re-check after clearing: an event stored in between would otherwise wait.
-                if await self._has_pending():
-                    continue
-                await self._inbox_ready.wait()
+                continue
+            await self._inbox_ready.wait()
 
     async def prune_inbox(self) -> int:
         """Drop handled events older than ``INBOX_RETENTION``: platforms redeliver within
@@ -367,6 +405,13 @@ class Hub:
                 try:
                     queued = await self._handle(row_id, key, attempt)
                     break
+                except AskPlatform as ask:
+                    # The handlers need the platform's answer: nothing of this run was kept.
+                    # Ask with no transaction open; the chat's events wait for the answer,
+                    # other chats' events are handled meanwhile. Not a counted attempt.
+                    self._uncounted.add(row_id)
+                    self._start_asking(row_id, key, ask)
+                    return True
                 except SQLAlchemyError as exc:
                     if not _lost_race(exc) or race == RACE_RETRIES:
                         raise
@@ -379,11 +424,37 @@ class Hub:
                 # Not the event's fault (in a handler or in recording the outcome): the
                 # dispatcher waits for the store and comes back to this event without
                 # counting this attempt.
-                self._store_failed.add(row_id)
+                self._uncounted.add(row_id)
             raise
+        self._facts.pop(row_id, None)
         for platform in queued:
             self.wake_sender(platform)
         return True
+
+    def _start_asking(self, row_id: int, key: str, ask: AskPlatform) -> None:
+        chat = f"{ask.channel.platform}:{ask.channel.chat_id}"
+        facts = self._facts.setdefault(row_id, {})
+
+        async def run() -> None:
+            try:
+                async with asyncio.timeout(self.handler_timeout):
+                    answer = await self.is_admin(ask.channel, ask.user_id)
+            except Exception as exc:
+                log.warning(
+                    "admin check of %s in %s for %s failed (%s); taken as not an admin",
+                    ask.user_id,
+                    ask.channel.key(),
+                    key,
+                    str(exc) or type(exc).__name__,
+                )
+                answer = False
+            finally:
+                self._asking.pop(chat, None)
+                self._inbox_ready.set()
+                self.idle.clear()
+            facts[(ask.channel.key(), ask.user_id)] = answer  # before the dispatcher runs
+
+        self._asking[chat] = asyncio.create_task(run(), name=f"ask:{chat}")
 
     async def _handle(self, row_id: int, key: str, attempt: int) -> set[str]:
         """Run the handlers over a claimed event, in one transaction with its outcome: handled,
@@ -397,7 +468,8 @@ class Hub:
             if row is None:
                 return set()  # another process sharing the store finished it meanwhile
             event = from_record(row.payload)
-            ctx = Context(self, session)
+            known = self._facts.get(row_id)
+            ctx = Context(self, session, facts=dict(known or {}), again=known is not None)
             failure = None
             deadline = asyncio.timeout(self.handler_timeout)
             try:
@@ -442,19 +514,22 @@ class Hub:
         number), its attempt counted and committed before anything handles it; ``True`` when
         that event was parked instead, ``False`` when there is none."""
         async with self.db.session() as session:
-            row = await session.scalar(
+            rows = await session.scalars(
                 select(InboxEvent)
                 .where(InboxEvent.handled_at.is_(None), self._mine())
                 .order_by(InboxEvent.id)
-                .limit(1)
+                .limit(CLAIM_BATCH if self._asking else 1)
                 .with_for_update(skip_locked=True)
             )
+            # The oldest event of a chat not waiting for a platform answer: a chat's events
+            # stay in order, other chats go on.
+            row = next((r for r in rows if not self._waits(r)), None)
             if row is None:
                 return False
             repo = InboxRepo(session)
-            if row.id in self._store_failed:
+            if row.id in self._uncounted:
                 # Its last attempt was cut short by the store: this one is that attempt again.
-                self._store_failed.discard(row.id)
+                self._uncounted.discard(row.id)
                 return row.id, row.dedup_key, max(1, row.attempts)
             if row.attempts >= self.max_event_attempts:
                 # The last attempt never finished: copss stopped (or was killed) in it.
@@ -465,6 +540,13 @@ class Hub:
             attempt = row.attempts + 1
             await repo.count_attempt(row.id)
             return row.id, row.dedup_key, attempt
+
+    def _waits(self, row: InboxEvent) -> bool:
+        """Whether the event's chat waits for a platform answer."""
+        if not self._asking:
+            return False
+        channel = from_record(row.payload).channel
+        return f"{channel.platform}:{channel.chat_id}" in self._asking
 
     async def _park(self, repo: InboxRepo, row_id: int, key: str, reason: str) -> None:
         log.error("event %s parked: %s", key, reason)
@@ -896,9 +978,14 @@ class Hub:
 
     # -- admin truth ---------------------------------------------------------------------------
 
+    def configured_admin(self, channel: ChannelRef, user_id: str) -> bool:
+        """Whether the config's allow-list names the user (no platform call)."""
+        return f"{channel.platform}:{user_id}" in self.admins
+
     async def is_admin(self, channel: ChannelRef, user_id: str) -> bool:
-        """The config allow-list, else the platform's answer now."""
-        if f"{channel.platform}:{user_id}" in self.admins:
+        """The config allow-list, else the platform's answer now (never call this inside a
+        transaction: handlers use :meth:`Context.is_admin`)."""
+        if self.configured_admin(channel, user_id):
             return True
         adapter = self.adapters.get(channel.platform)
         if adapter is None:

@@ -65,7 +65,11 @@ class Commands:
         command = self.registry.get(name)
         # Admin commands are limited by how often the platform is asked about the member; an
         # admin's own work is not throttled. Everything else counts against member and chat.
-        if command is not None and command.admin:
+        if ctx.again:
+            # The handlers ran over this command before and stopped to ask the platform about
+            # the member: it was counted (and allowed) then.
+            allowed = True
+        elif command is not None and command.admin:
             allowed = self.admin_checks.allow(who)
         else:
             allowed = self.per_member.allow(who) and self.per_chat.allow(event.channel.key())
