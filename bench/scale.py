@@ -91,27 +91,30 @@ def load_vectors(cache: Path, texts: Sequence[str]) -> npt.NDArray[np.float16]:
     return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float16)
 
 
-def quotes_a_question(source: Source, origin: int, text: str, subjects: Sequence[str]) -> bool:
-    """Whether a distractor's mixed-in sentences include some question's subject line word
-    for word (the generator draws them from body sentences *and* subject lines): such a
-    distractor holds a query or its answer verbatim, so a quality benchmark leaves it out."""
-    subject, _ = source.questions[origin]
-    body = text[len(" ".join(subject.split())) + 2 :]
-    return any(s in body for s in subjects)
+def holds_a_query(source: Source, origin: int, text: str, queries: frozenset[str]) -> bool:
+    """Whether a distractor rewords a query of the quality tasks (its subject line is one) or
+    quotes one word for word among its mixed-in sentences (the generator draws them from
+    body sentences *and* subject lines). Such a distractor is the query itself -- counting it
+    right makes the task trivial, leaving it out of the query's ranking can leave nothing
+    else in it -- so ``--clean`` keeps distractors without one."""
+    subject, body = source.questions[origin]
+    if Doc("", (subject, body)).text in queries:
+        return True
+    mixed_in = text[len(" ".join(subject.split())) + 2 :]
+    return any(q in mixed_in for q in queries)
 
 
 def pick_distractors(
-    source: Source, n: int, clean: bool, cache: Path
+    source: Source, n: int, queries: frozenset[str] | None, cache: Path
 ) -> tuple[list[int], list[str], list[int], npt.NDArray[np.float16]]:
     """``n`` distractors: their origins, texts, numbers in the generator's sequence, and
-    vectors. ``clean``: the first ``n`` that quote no question's subject line (read from a
-    longer prefix of the cached vectors)."""
-    if not clean:
+    vectors. With ``queries``: the first ``n`` that hold none of them (read from a longer
+    prefix of the cached vectors)."""
+    if queries is None:
         origins, texts = distractor_texts(source, n)
         return origins, texts, list(range(n)), load_vectors(cache, texts)
-    subjects = sorted({q for q, _ in source.questions if len(q.strip()) >= 12})
-    # Clean ones are about half: read up to four times as many.
-    origins, texts = distractor_texts(source, -(-4 * n // CHUNK) * CHUNK)
+    # About 60% hold no query: read up to three times as many.
+    origins, texts = distractor_texts(source, -(-3 * n // CHUNK) * CHUNK)
     keep: list[int] = []
     for start in range(0, len(texts), CHUNK):
         if len(keep) >= n or not chunk_path(cache, texts, start).exists():
@@ -119,13 +122,14 @@ def pick_distractors(
         keep += [
             i
             for i in range(start, start + CHUNK)
-            if not quotes_a_question(source, origins[i], texts[i], subjects)
+            if not holds_a_query(source, origins[i], texts[i], queries)
         ]
     keep = keep[:n]
     if len(keep) < n:
         raise SystemExit(f"only {len(keep):,} clean distractors among the cached vectors")
     # Whole chunks: a cached file is named by the digest of all its texts.
     vectors = load_vectors(cache, texts[: -(-(keep[-1] + 1) // CHUNK) * CHUNK])
+    print(f"{n:,} distractors that hold no query: the first among {keep[-1] + 1:,}", flush=True)
     return [origins[i] for i in keep], [texts[i] for i in keep], keep, vectors[keep]
 
 
@@ -237,7 +241,8 @@ async def build(
     among ``n`` distractors -- so neither is always the newest, which the posting budget
     favours -- and the vector index of all of them, added as ``load_index`` adds them."""
     seconds: dict[str, float] = {}
-    origins, texts, numbers, distractor_vectors = pick_distractors(source, n, clean, cache)
+    queries = frozenset(q.text for task in corpus.tasks for q in task.queries) if clean else None
+    origins, texts, numbers, distractor_vectors = pick_distractors(source, n, queries, cache)
     db = Database(sqlite_url(path))
     await upgrade(db)
     async with db.session() as s:
@@ -550,7 +555,7 @@ async def run(args: argparse.Namespace) -> int:
                 n,
                 embedder,
                 args.cache,
-                clean=args.command == "quality" and args.clean,
+                clean=args.command in ("quality", "all") and args.clean,
             )
             groups = built.store.index.groups() if built.store.index else {}
             print(
@@ -609,8 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument(
                 "--clean",
                 action="store_true",
-                help="quality: only distractors that quote no question verbatim (about half; "
-                "needs twice as many encoded)",
+                help="only distractors that neither reword nor quote a query of the quality "
+                "tasks (about 60%%: needs more encoded)",
             )
     args = parser.parse_args(argv)
     if args.command == "encode":
