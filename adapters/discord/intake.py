@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import discord
 
-from adapters.base import Checkpoints, EventSink, StoredMessages
+from adapters.base import Checkpoints, EventSink, SinkUnavailable, StoredMessages
 from adapters.discord.client import ENABLE_MESSAGE_CONTENT, CopssClient
 from adapters.discord.translate import (
     PLATFORM,
@@ -46,6 +46,10 @@ Job = Callable[[EventSink], Awaitable[None]]
 #: re-read (an edit or delete of those while copss was down is missed).
 RECHECK_DAYS = 7
 RECHECK_MESSAGES = 200
+#: Intake jobs kept waiting while the store takes no events. Beyond that new events are
+#: dropped until the store takes events again; then what was said meanwhile is read back from
+#: the channels' history (catching up), as after downtime.
+MAX_WAITING = 1000
 #: Discord's error code for a channel (or thread) that no longer exists.
 UNKNOWN_CHANNEL = 10003
 
@@ -66,22 +70,61 @@ class Intake:
         # Parents of threads seen only by id; a thread never moves to another channel.
         self._places: dict[int, ChannelRef] = {}
         self._warned_withheld = False
+        # Where catching up learns what the store holds (from the last catch-up).
+        self._sources: tuple[Checkpoints | None, StoredMessages | None] | None = None
+        # Set while new events are dropped (too many waiting): a catch-up is queued.
+        self._dropping = False
 
     def enqueue(self, job: Job) -> None:
-        """Queue a job behind the ones already waiting (synchronously: nothing overtakes)."""
+        """Queue a job behind the ones already waiting (synchronously: nothing overtakes).
+        While the store takes no events the jobs wait; beyond :data:`MAX_WAITING` new ones are
+        dropped and one catch-up is queued instead, which reads them back from history."""
+        if self._dropping:
+            return
+        if self._jobs.qsize() >= MAX_WAITING and self._sources is not None:
+            self._dropping = True
+            log.error(
+                "discord: %d events wait for the store; taking no more until it takes them "
+                "(what is said meanwhile is read back from history then)",
+                self._jobs.qsize(),
+            )
+            checkpoints, stored = self._sources
+            self._jobs.put_nowait(lambda sink: self.catch_up(checkpoints, sink, stored))
+            return
         self._jobs.put_nowait(job)
 
     async def run(self, sink: EventSink) -> None:
-        """Run the queued jobs in order, feeding ``sink``, until cancelled."""
+        """Run the queued jobs in order, feeding ``sink``, until cancelled. A job whose event
+        the store could not take is run again after the wait the hub asks for, the jobs behind
+        it waiting (nothing is lost, nothing overtakes)."""
         while True:
             job = await self._jobs.get()
             try:
-                await job(sink)
+                await self._until_stored(job, sink)
             except Exception:
                 # One bad event must not stop the ones behind it.
                 log.exception("discord: could not take in an event")
             finally:
                 self._jobs.task_done()
+
+    async def _until_stored(self, job: Job, sink: EventSink) -> None:
+        failures = 0
+        while True:
+            try:
+                await job(sink)
+            except SinkUnavailable as exc:
+                failures += 1
+                log.error(
+                    "discord: event not stored (%s); %d more waiting, retrying in %gs",
+                    exc,
+                    self._jobs.qsize(),
+                    exc.retry_after,
+                )
+                await asyncio.sleep(exc.retry_after)
+                continue
+            if failures:
+                log.info("discord: the store takes events again (after %d failures)", failures)
+            return
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -191,6 +234,9 @@ class Intake:
         the edits and deletes made meanwhile to the messages ``stored`` lately (see
         :data:`RECHECK_DAYS`); a thread that is gone is fed as deleted."""
         self.caught_up.clear()
+        self._sources = (checkpoints, stored)
+        # New events are queued again: this reads everything up to now.
+        self._dropping = False
         try:
             known = await checkpoints() if checkpoints is not None else []
             plan = catch_up_plan(known, self._readable())

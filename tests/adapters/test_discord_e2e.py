@@ -495,6 +495,7 @@ ADMIN_CALLS = [
     ("delete", "everywhere"),
     ("stats", ""),
     ("audit", ""),
+    ("undelivered", "retry"),
     ("link", "telegram:-100123"),
     ("unlink", "telegram:-100123"),
     ("links", ""),
