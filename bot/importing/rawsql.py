@@ -31,6 +31,8 @@ _JSON_IN = "IN (SELECT value FROM json_each(?))"
 #: Parameters in one statement: SQLite allows 32,766 since 3.32 (999 before), PostgreSQL
 #: and asyncpg 32,767.
 _MAX_PARAMETERS = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
+#: ``INSERT ... RETURNING``: SQLite since 3.35, PostgreSQL always.
+SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 def sqlite_time(value: datetime) -> str:
@@ -63,6 +65,8 @@ class Raw:
     def __init__(self, conn: Connection) -> None:
         self.postgres = conn.dialect.name == "postgresql"
         self.time: Callable[[datetime], Any] = postgres_time if self.postgres else _sqlite_time
+        #: Whether :meth:`insert` can return columns of the rows it added.
+        self.returning = self.postgres or SQLITE_RETURNING
         # The connection the session's transaction runs on (the driver's, adapted to be
         # called from run_sync): its cursors return plain tuples.
         dbapi = conn.connection.dbapi_connection
@@ -102,22 +106,27 @@ class Raw:
         self._cursor.executemany(self._text(statement), rows)
         return max(0, self._cursor.rowcount or 0)
 
-    def insert(self, statement: str, rows: Sequence[tuple[Any, ...]]) -> int:
+    def insert(
+        self, statement: str, rows: Sequence[tuple[Any, ...]], returning: str = ""
+    ) -> list[tuple[Any, ...]]:
         """Insert ``rows`` with multi-row ``VALUES`` lists (``{values}`` in ``statement``), as
-        few statements as the parameter limit allows; the rows added, as SQLite counts them
-        (PostgreSQL's count is not read: 0). One statement binds all its values at once and
-        then runs without the GIL, where ``executemany`` takes it back for every row."""
+        few statements as the parameter limit allows. With ``returning`` (columns; only where
+        :attr:`returning`), the rows added are returned with those columns. One statement binds
+        all its values at once and then runs without the GIL, where ``executemany`` takes it
+        back for every row."""
         if not rows:
-            return 0
+            return []
         width = len(rows[0])
         group = "(" + ", ".join("?" * width) + ")"
         step = max(1, _MAX_PARAMETERS // width)
-        added = 0
+        tail = f" RETURNING {returning}" if returning else ""
+        added: list[tuple[Any, ...]] = []
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            text = statement.replace("{values}", ", ".join([group] * len(chunk)))
+            text = statement.replace("{values}", ", ".join([group] * len(chunk))) + tail
             self._cursor.execute(self._text(text), [v for row in chunk for v in row])
-            added += max(0, self._cursor.rowcount or 0)
+            if returning:
+                added += self._cursor.fetchall()
         return added
 
     def close(self) -> None:

@@ -329,8 +329,9 @@ class Writer:
         members = self._members
         for channel_id, messages in by_channel.items():
             pmids = [m.message_id for m in messages]
-            # PostgreSQL's executemany does not count the rows it added: ask first there.
-            existing = self._ids_in(raw, channel_id, pmids) if raw.postgres else {}
+            # Without RETURNING, the ids are looked up after the insert, and on PostgreSQL
+            # (whose driver does not count the rows a statement added) the stored ones before.
+            existing = self._ids_in(raw, channel_id, pmids) if not raw.returning else {}
             rows = []
             for m in _unique(messages):
                 if m.message_id in existing:
@@ -351,16 +352,21 @@ class Writer:
                         False,
                     )
                 )
-            if rows:
-                added = raw.insert(
-                    "INSERT INTO message (channel_id, platform_message_id, member_id, text, "
-                    "reply_to, origin, sent_at, edited_at, deleted) VALUES {values} "
-                    "ON CONFLICT (channel_id, platform_message_id) DO NOTHING",
-                    rows,
-                )
-                self.stats.messages += len(rows) if raw.postgres else added
-                existing = self._ids_in(raw, channel_id, pmids)
-            elif not raw.postgres:
+            statement = (
+                "INSERT INTO message (channel_id, platform_message_id, member_id, text, "
+                "reply_to, origin, sent_at, edited_at, deleted) VALUES {values} "
+                "ON CONFLICT (channel_id, platform_message_id) DO NOTHING"
+            )
+            if raw.returning:
+                added = raw.insert(statement, rows, "platform_message_id, id")
+                self.stats.messages += len(added)
+                existing = {str(pmid): int(mid) for pmid, mid in added}
+                stored = [p for p in pmids if p not in existing]
+                if stored:  # in the store before (or twice in the batch)
+                    existing.update(self._ids_in(raw, channel_id, stored))
+            elif rows:
+                raw.insert(statement, rows)
+                self.stats.messages += len(rows)
                 existing = self._ids_in(raw, channel_id, pmids)
             for m in messages:
                 found = existing.get(m.message_id)
@@ -439,15 +445,16 @@ class Writer:
         solved: dict[MsgKey, MsgKey | None],
     ) -> None:
         message_ids = {key_of(m): ids[key_of(m)] for m, _ in questions if key_of(m) in ids}
-        existing = self._threads_of(raw, list(message_ids.values()))
+        stored = self._threads_of(raw, list(message_ids.values()))
+        taken = set(stored)
         rows = []
         status_solved = 0
         for m, verdict in questions:
             key = key_of(m)
             message_id = message_ids.get(key)
-            if message_id is None or message_id in existing:
+            if message_id is None or message_id in taken:
                 continue
-            existing[message_id] = 0  # a question the file holds twice opens one thread
+            taken.add(message_id)  # a question the file holds twice opens one thread
             place = self._places[m.channel.key]
             given = answered.get(key)
             # The status it ends the batch with, so the index trigger runs once per thread.
@@ -467,16 +474,21 @@ class Writer:
                 )
             )
         if rows:
-            raw.insert(
+            added = raw.insert(
                 "INSERT INTO thread (community_id, question_message_id, question_text, "
                 "search_text, status, asked_at, first_answer_at, accepted_answer_id, tags) "
                 "VALUES {values}",
                 rows,
+                "question_message_id, id" if raw.returning else "",
             )
             self.stats.questions += len(rows)
             self.stats.solved += status_solved
+            if raw.returning:
+                stored.update((int(q), int(t)) for q, t in added)
+            else:
+                stored = self._threads_of(raw, list(message_ids.values()))
         by_message = {mid: key for key, mid in message_ids.items()}
-        for question_id, thread_id in self._threads_of(raw, list(message_ids.values())).items():
+        for question_id, thread_id in stored.items():
             self._threads[by_message[question_id]] = thread_id
 
     def _threads_of(self, raw: Raw, message_ids: list[int]) -> dict[int, int]:
