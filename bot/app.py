@@ -11,10 +11,8 @@ import contextlib
 import logging
 import signal
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.base import Adapter, AdapterError, TransientAdapterError
@@ -26,11 +24,9 @@ from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
 from bot.logs import register_secret
 from bot.semantic_setup import Semantic, gate_of, start_semantic
-from faq.kb import starter_entries, store_entries
+from bot.store_setup import export_dir, prepare_store
 from faq.matcher import LexicalMatcher, Matcher
-from storage.engine import Database, StorageError, _reason, default_database_path
-from storage.migrations import upgrade
-from storage.repos.faq import FaqRepo
+from storage.engine import Database, _reason
 
 log = logging.getLogger(__name__)
 
@@ -74,42 +70,6 @@ def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> 
 
         adapters.append(ConsoleAdapter(config.console.user, terminal=True))
     return adapters
-
-
-def export_dir(config: Config) -> Path:
-    """Where ``export`` writes: beside the SQLite file, else in the default data folder."""
-    url = make_url(config.storage.url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database).parent / "exports"
-    return default_database_path().parent / "exports"
-
-
-async def prepare_store(config: Config, *, writable: bool = False) -> Database:
-    """Open the store, migrate it, and load the starter knowledge base into an empty one.
-    ``writable``: also make sure it takes writes (``copss run``, ``kb load``), so that a
-    read-only store stops copss with one message at start instead of failing every event."""
-    db = Database(config.storage.url)
-    try:
-        await upgrade(db)
-        if writable:
-            await db.check_writable()
-        # From now on every transaction checks that the SQLite file is still this one.
-        db.remember_file()
-        if config.matching.load_starter_kb:
-            try:
-                async with db.session() as session:
-                    repo = FaqRepo(session)
-                    if not await repo.all():
-                        created, _ = await store_entries(repo, starter_entries())
-                        log.info("loaded %d starter knowledge-base entries", created)
-            except SQLAlchemyError as exc:
-                raise StorageError(
-                    f"cannot load the starter knowledge base into {db.where()}: {_reason(exc)}"
-                ) from exc
-    except BaseException:
-        await db.close()
-        raise
-    return db
 
 
 class App:

@@ -13,14 +13,11 @@ from pathlib import Path
 
 from adapters.base import AdapterError
 from bot import __version__
-from bot.app import App, prepare_store
 from bot.config import Config, ConfigError, load_config
-from bot.features.answers import find_answer, render
 from bot.importing.records import ImportFileError
 from bot.logs import setup_logging
-from bot.semantic_setup import gate_of, start_semantic
+from bot.store_setup import prepare_store
 from faq.kb import KnowledgeBaseError, read_file, store_entries
-from faq.matcher import LexicalMatcher
 from storage.engine import StorageError
 from storage.migrations import LATEST, upgrade
 from storage.models import Community
@@ -131,6 +128,11 @@ def _config(path: Path | None) -> Config:
 
 
 async def _ask(config: Config, text: str, as_json: bool, limit: int) -> int:
+    # Imported here: the other commands start without the matcher and the model runtime.
+    from bot.features.answers import find_answer, render
+    from bot.semantic_setup import gate_of, start_semantic
+    from faq.matcher import LexicalMatcher
+
     db = await prepare_store(config)
     try:
         semantic = await start_semantic(config, db)
@@ -269,6 +271,8 @@ async def _import(config: Config, platform: str, file: Path, total: int, quiet: 
 
 
 async def _run(config: Config) -> int:
+    from bot.app import App  # the adapters and the hub: only for running copss
+
     async with App(config) as app:
         await app.run()
     return 0
