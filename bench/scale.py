@@ -50,7 +50,7 @@ from bench.quality import (
 from faq.embedding import Embedder, OnnxEmbedder
 from faq.matcher import LexicalMatcher, to_match
 from faq.normalize import search_text
-from faq.semantic import SemanticMatcher
+from faq.semantic import VECTOR_CANDIDATES, SemanticMatcher
 from faq.vector_index import VectorIndex
 from storage.engine import Database, sqlite_url
 from storage.migrations import DEFAULT_COMMUNITY, upgrade
@@ -110,7 +110,7 @@ def pick_distractors(
     """``n`` distractors: their origins, texts, numbers in the generator's sequence, and
     vectors. With ``queries``: the first ``n`` that hold none of them (read from a longer
     prefix of the cached vectors)."""
-    if queries is None:
+    if queries is None or n == 0:
         origins, texts = distractor_texts(source, n)
         return origins, texts, list(range(n)), load_vectors(cache, texts)
     # About 60% hold no query: read up to three times as many.
@@ -391,10 +391,14 @@ _SUBJECT_KEYS: dict[str, set[str]] = {}
 METHODS = ("semantic", "lexical", "bm25", "semantic-nobudget", "lexical-nobudget")
 
 
+#: Nearest neighbours the semantic matcher asks for (``--vector-candidates``).
+VECTOR_K = [VECTOR_CANDIDATES]
+
+
 def matcher_for(method: str, built: Built, embedder: Embedder) -> LexicalMatcher | None:
     if method.startswith("semantic"):
         assert built.store.index is not None
-        return SemanticMatcher(embedder, built.store.index)
+        return SemanticMatcher(embedder, built.store.index, vector_candidates=VECTOR_K[0])
     if method.startswith("lexical"):
         return LexicalMatcher()
     return None
@@ -451,7 +455,7 @@ async def measure_latency(built: Built, embedder: Embedder, queries: Sequence[st
     beside it. Every real text is shown."""
     store = built.store
     assert store.index is not None
-    semantic = SemanticMatcher(embedder, store.index)
+    semantic = SemanticMatcher(embedder, store.index, vector_candidates=VECTOR_K[0])
     lexical = LexicalMatcher()
     out = Latency()
 
@@ -542,6 +546,7 @@ async def run(args: argparse.Namespace) -> int:
     embedder = OnnxEmbedder.load(args.model)
     sizes = [int(x.replace("_", "")) for x in args.distractors.split(",") if x.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    VECTOR_K[0] = args.vector_candidates
     quality: dict[int, dict[tuple[str, str, str], Scores]] = {}
     latency: dict[int, tuple[Latency, float, float, dict[str, float]]] = {}
     queries = random.Random(3).sample(source.queries, min(args.queries, len(source.queries)))
@@ -557,6 +562,8 @@ async def run(args: argparse.Namespace) -> int:
                 args.cache,
                 clean=args.command in ("quality", "all") and args.clean,
             )
+            if args.ef and built.store.index is not None:
+                built.store.index.set_expansion_search(args.ef)
             groups = built.store.index.groups() if built.store.index else {}
             print(
                 f"{n:,} distractors: built in {time.perf_counter() - started:.0f} s "
@@ -610,6 +617,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             p.add_argument("--methods", default=",".join(METHODS), help="quality methods")
             p.add_argument("--queries", type=int, default=300, help="latency questions")
+            p.add_argument(
+                "--vector-candidates",
+                type=int,
+                default=VECTOR_CANDIDATES,
+                help="nearest neighbours the semantic matcher asks for",
+            )
+            p.add_argument("--ef", type=int, default=0, help="HNSW search depth (0: copss's)")
             p.add_argument("--tmp", type=Path, default=None, help="folder for the stores")
             p.add_argument(
                 "--clean",
