@@ -12,7 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config
 from faq.kb import starter_entries, store_entries
-from storage.engine import Database, StorageError, _reason, default_database_path
+from storage.engine import (
+    Database,
+    StorageError,
+    _reason,
+    default_database_path,
+    default_database_url,
+)
 from storage.migrations import upgrade
 from storage.repos.faq import FaqRepo
 
@@ -31,7 +37,9 @@ async def prepare_store(config: Config, *, writable: bool = False) -> Database:
     """Open the store, migrate it, and load the starter knowledge base into an empty one.
     ``writable``: also make sure it takes writes (``copss run``, ``kb load``), so that a
     read-only store stops copss with one message at start instead of failing every event."""
-    db = Database(config.storage.url)
+    # Only copss's own default location is created; a configured folder that is missing may
+    # have held a store that was removed (docs/reliability.md).
+    db = Database(config.storage.url, create_folder=config.storage.url == default_database_url())
     try:
         await upgrade(db)
         if writable:

@@ -99,7 +99,10 @@ _in_session: ContextVar[bool] = ContextVar("copss_in_session", default=False)
 class Database:
     """An async engine and its session factory. ``dialect`` is ``sqlite`` or ``postgresql``."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, create_folder: bool = True) -> None:
+        """``create_folder``: make a SQLite file's missing folder (copss's own default data
+        folder); when false a missing folder is a :class:`StorageError`, so that a store whose
+        folder was removed is never replaced by an empty one."""
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
@@ -116,8 +119,15 @@ class Database:
         if self.dialect == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
+                folder = Path(db).parent
+                if not create_folder and not folder.exists():
+                    raise StorageError(
+                        f"the folder of database {db} does not exist: create it, or correct "
+                        "storage.url (copss makes only its default data folder, so that a "
+                        "store whose folder was removed is not replaced by an empty one)"
+                    )
                 try:
-                    private_folder(Path(db).parent)
+                    private_folder(folder)
                     private_file(Path(db))
                 except OSError as exc:
                     raise StorageError(

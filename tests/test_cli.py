@@ -179,6 +179,20 @@ def test_database_in_unwritable_place_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
+def test_a_configured_store_whose_folder_is_gone_is_not_recreated(tmp_path: Path) -> None:
+    # The store's folder was removed (a bad cleanup, an unmounted volume): copss refuses to
+    # start on an empty store in its place, with one clear message; its own default data
+    # folder is still made on a first run (test_ask_json_lists_registration_first).
+    gone = tmp_path / "srv" / "copss"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"[storage]\nurl = 'sqlite+aiosqlite:///{gone}/copss.db'\n")
+    out = copss(tmp_path, "--config", str(cfg), "ask", "bsn")
+    assert out.returncode == 2, out.stderr
+    assert f"the folder of database {gone}/copss.db does not exist" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not gone.exists()
+
+
 def test_refused_telegram_token_is_one_clear_error(tmp_path: Path) -> None:
     import asyncio
     import threading

@@ -128,6 +128,7 @@ async def test_store_folder_removed_while_running(
 ) -> None:
     caplog.set_level(logging.INFO)
     folder = tmp_path / "store"
+    folder.mkdir()  # a configured store's folder exists before copss starts
     tg = await _started(api, sqlite_url(folder / "copss.db"))
     try:
         first, _ = await tg.push(api.message_update(GROUP, ALICE, "hello there"))
