@@ -173,7 +173,14 @@ async def test_killed_after_the_api_accepted_no_reply_twice_no_copy_lost(
     assert api.sent_texts(GROUP) == []
     await _restart_until_settled(home, api)
     replies = api.sent_messages(GROUP)
-    assert len(replies) == 1 and "BSN" in replies[0]["text"]  # handled after the restart
+    unsure_rows = [r for r in await _outbox(home) if r.state == "unsure"]
+    unsure_before = [r.id for r in unsure_rows]
+    if replies:  # handled after the restart, or sent before it by its own sender
+        assert len(replies) == 1 and "BSN" in replies[0]["text"]
+    else:
+        # Chats are sent concurrently: the reply to GROUP may itself have been under way when
+        # copss was killed; copss's own words are at-most-once, so it is not sent again.
+        assert [r.chat_id for r in unsure_rows] == [str(GROUP)]
     copies = api.sent_texts(OTHER)
     # Not lost: sent again (at-least-once), so posted twice: the window docs/reliability.md
     # describes, as Telegram has no idempotency key.
@@ -181,14 +188,15 @@ async def test_killed_after_the_api_accepted_no_reply_twice_no_copy_lost(
 
     # 2. Killed while copss's reply to GROUP was accepted.
     second = "Where do I get a DigiD?"
+    before = len(replies)
     await _kill_when_accepted(home, api, GROUP, second)
-    assert len(api.sent_messages(GROUP)) == 2
+    assert len(api.sent_messages(GROUP)) == before + 1
     await _restart_until_settled(home, api)
     replies = api.sent_messages(GROUP)
-    assert len(replies) == 2, [m["text"] for m in replies]  # the reply was not posted again
+    assert len(replies) == before + 1, [m["text"] for m in replies]  # not posted again
     assert api.sent_texts(OTHER)[-1] == f"<b>Alice (Telegram)</b>: {second}"
     rows = await _outbox(home)
-    unsure = [r for r in rows if r.state == "unsure"]
+    unsure = [r for r in rows if r.state == "unsure" and r.id not in unsure_before]
     assert len(unsure) == 1 and unsure[0].chat_id == str(GROUP)
     assert unsure[0].delivery == "at_most_once" and unsure[0].attempted_at is not None
     assert "not sent again" in (unsure[0].last_error or "")
