@@ -2,17 +2,25 @@
 
 Usage::
 
-    python -m bench.scale encode --semeval FILE --stackfaq FILE --count 1000000
+    python -m bench.scale encode --semeval FILE --stackfaq FILE --model FOLDER --count 180000
     python -m bench.scale quality --semeval FILE --stackfaq FILE --model FOLDER \\
-        --distractors 100000
+        --distractors 0,100000 [--clean]
     python -m bench.scale latency --semeval FILE --stackfaq FILE --model FOLDER \\
         --distractors 100000
+    python -m bench.scale all ...   # quality, then latency on the same store
 
 Distractors are ``bench.latency``'s synthetic expat-chat threads (seed 7): thread ``i`` is the
 same whatever the count, so the first 100,000 of a million are the 100,000 set. ``encode``
 embeds them with the real model in chunks of :data:`CHUNK` and caches the vectors (float16, as
 the store keeps them) under ``--cache``; it resumes where it stopped, and the other commands
 read the cache.
+
+The real texts of both datasets go at random thread ids among the distractors, in one
+community; each task sees only its own corpus. Quality is P@1 / MRR@10 per task for copss
+semantic and lexical, plain BM25, and copss without its posting budget; a distractor that
+rewords a real question stands for it (see :func:`stand_ins`), and ``--clean`` keeps only
+distractors that hold no query (:func:`holds_a_query`). Latency is ``SemanticMatcher.match``
+end to end on the same store (docs/benchmarks.md, "Semantic matching at scale").
 """
 
 from __future__ import annotations
