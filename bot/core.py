@@ -262,6 +262,9 @@ class Hub:
         # Outcomes of sends the store could not record yet, by row (recorded first when it
         # answers).
         self._outcomes: dict[int, Callable[[], Awaitable[None]]] = {}
+        # The chat lease of each row whose outcome waits in _outcomes: held until it is
+        # recorded, or another process would take the row for interrupted and send it again.
+        self._leased_outcomes: dict[int, tuple[ChatLeases, str]] = {}
         #: Tries at a row before it is dead (default :data:`MAX_SEND_ATTEMPTS`).
         self.max_send_attempts = MAX_SEND_ATTEMPTS
         #: Chats of a platform sent to at once (default :data:`SEND_CONCURRENCY`).
@@ -686,6 +689,7 @@ class Hub:
             # Another process sends to this chat now; look again after a while.
             elsewhere[chat] = time.monotonic() + SENDER_POLL
             return
+        current: int | None = None
         try:
             while True:
                 async with self.db.session() as session:
@@ -699,10 +703,16 @@ class Hub:
                     return
                 if row.next_attempt_at is not None and row.next_attempt_at > utcnow():
                     return  # its wait is not over: the rows after it wait too (order)
+                current = row.id
                 if not await self._deliver(adapter, row):
                     return
         finally:
-            await leases.release(chat)
+            if current is not None and current in self._outcomes:
+                # Sent, but the store did not take the outcome: the row still reads
+                # "sending". The lease stays until _record_outcomes stores it.
+                self._leased_outcomes[current] = (leases, chat)
+            else:
+                await leases.release(chat)
 
     def _interrupted(self, row: OutboxMessage) -> None:
         """A row a previous run left "sending" (it stopped mid-call, maybe after the platform
@@ -833,6 +843,9 @@ class Hub:
         for row_id, record in list(self._outcomes.items()):
             await record()
             del self._outcomes[row_id]
+            held = self._leased_outcomes.pop(row_id, None)
+            if held is not None:
+                await held[0].release(held[1])
 
     async def _mark_sending(self, row_id: int, attempts: int) -> None:
         async with self.db.session() as session:

@@ -242,3 +242,57 @@ async def test_two_processes_share_the_outbox_per_chat_in_order(pg: Database) ->
     for chat in chats:
         assert [t for _, c, t in sent if c == chat] == [f"{chat}{n}" for n in range(12)]
     assert {name for name, _, _ in sent} == {"one", "two"}
+
+
+@pytest.mark.postgres
+async def test_a_send_whose_outcome_the_store_refused_keeps_its_chat_lease(
+    pg: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Process one sends x0 but the store refuses to record it: the row still reads "sending".
+    # Had one let the chat's lease go, process two would take the row for interrupted (a
+    # crash mid-send) and post it again; the lease stays until the outcome is recorded.
+    from sqlalchemy.exc import OperationalError
+
+    import bot.core
+
+    # Process one retries its store 3 s later; process two looks at the chat again after 2 s.
+    monkeypatch.setattr(bot.core, "STORE_RETRY", 3.0)
+    await upgrade(pg)
+    other = Database(pg.url.render_as_string(hide_password=False))
+    sent: list[tuple[str, str, str]] = []
+    all_in = asyncio.Event()
+    one, two = (
+        Hub(pg, [Recorder("one", sent, all_in)], []),
+        Hub(other, [Recorder("two", sent, all_in)], []),
+    )
+    real_finish = one._finish
+    refused: list[int] = []
+
+    async def finish_once_refused(row: OutboxMessage, *args: Any, **kw: Any) -> None:
+        if not refused:
+            refused.append(row.id)
+            raise OperationalError("UPDATE outbox", {}, Exception("connection lost"))
+        await real_finish(row, *args, **kw)
+
+    one._finish = finish_once_refused  # type: ignore[method-assign]
+    async with pg.session() as s:
+        for n in range(24):
+            await OutboxRepo(s).add(
+                OutboxMessage(platform="stub", chat_id="x", thread_id="", text=f"x{n}", meta={})
+            )
+    tasks = [asyncio.create_task(one.run_sender("stub"))]
+    await asyncio.sleep(0.1)  # one takes the chat first
+    tasks.append(asyncio.create_task(two.run_sender("stub")))
+    try:
+        for _ in range(600):  # at most 30 s
+            if len(sent) >= 24:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # nothing more arrives
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await other.close()
+    assert refused
+    assert [t for _, _, t in sent] == [f"x{n}" for n in range(24)]  # each once, in order
