@@ -170,12 +170,14 @@ async def test_killed_after_the_api_accepted_no_reply_twice_no_copy_lost(
     # 1. Killed while the copy to OTHER was accepted (its row is the first queued).
     await _kill_when_accepted(home, api, OTHER, QUESTION)
     assert api.sent_texts(OTHER) == [copy_of]
-    assert api.sent_texts(GROUP) == []
+    # The reply to GROUP goes out concurrently (chats are sent side by side): before the
+    # kill, during it, or after the restart, but never twice.
+    assert len(api.sent_texts(GROUP)) <= 1
     await _restart_until_settled(home, api)
     replies = api.sent_messages(GROUP)
     unsure_rows = [r for r in await _outbox(home) if r.state == "unsure"]
     unsure_before = [r.id for r in unsure_rows]
-    if replies:  # handled after the restart, or sent before it by its own sender
+    if replies:  # sent before the kill by its own sender, or after the restart
         assert len(replies) == 1 and "BSN" in replies[0]["text"]
     else:
         # Chats are sent concurrently: the reply to GROUP may itself have been under way when
