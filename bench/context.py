@@ -21,10 +21,11 @@ import asyncio
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from bench.quality import (
+    GateFigures,
     Query,
     Store,
     Task,
@@ -42,43 +43,22 @@ from faq.matcher import Decision, Gate, LexicalMatcher, to_match
 from faq.semantic import SEMANTIC_GATE, SemanticMatcher
 
 
-@dataclass
-class Tally:
-    """What the gate did over a set of queries."""
+def row(label: str, figures: GateFigures) -> str:
+    """One table row of shares."""
 
-    n: int = 0
-    right: int = 0
-    wrong: int = 0
-    suggest_hit: int = 0
-    suggest_miss: int = 0
-    quiet: int = 0
+    def pct(x: int) -> str:
+        return f"{100 * figures.share(x):5.1f}" if figures.n else "   - "
 
-    def add(self, store: Store, decision: Decision, relevant: frozenset[str]) -> None:
-        """Count one decision."""
-        self.n += 1
-        keys = [store.key_of(m) for m in decision.matches]
-        if decision.mode == "answer":
-            if keys[0] in relevant:
-                self.right += 1
-            else:
-                self.wrong += 1
-        elif decision.mode == "suggest" and any(k in relevant for k in keys):
-            self.suggest_hit += 1
-        elif decision.mode == "suggest":
-            self.suggest_miss += 1
-        elif decision.mode == "quiet":
-            self.quiet += 1
+    f = figures
+    return (
+        f"| {label} | {f.n} | {pct(f.auto_ok)} | {pct(f.auto_wrong)} | "
+        f"{pct(f.suggest_hit)} | {pct(f.suggest_miss)} | {pct(f.quiet)} |"
+    )
 
-    def row(self, label: str) -> str:
-        """One table row of shares."""
 
-        def pct(x: int) -> str:
-            return f"{100 * x / self.n:5.1f}" if self.n else "   - "
-
-        return (
-            f"| {label} | {self.n} | {pct(self.right)} | {pct(self.wrong)} | "
-            f"{pct(self.suggest_hit)} | {pct(self.suggest_miss)} | {pct(self.quiet)} |"
-        )
+def tally(figures: GateFigures, store: Store, decision: Decision, rel: frozenset[str]) -> None:
+    """Count one decision of the gate."""
+    figures.count(decision.mode, [store.key_of(m) for m in decision.matches], rel)
 
 
 async def decide(
@@ -98,15 +78,16 @@ async def decide(
 
 async def measure(task: Task, store: Store, name: str, matcher: LexicalMatcher, gate: Gate) -> None:
     """Print one matcher's table for one task."""
-    tallies = {k: Tally() for k in ("whole", "fallback", "whole/no-match", "fallback/no-match")}
+    kinds = ("whole", "fallback", "whole/no-match", "fallback/no-match")
+    tallies = {k: GateFigures() for k in kinds}
     for query in task.queries:
         gone = query.relevant | ({query.itself} if query.itself else set())
         w, f = await decide(store, matcher, gate, query, frozenset())
-        tallies["whole"].add(store, w, query.relevant)
-        tallies["fallback"].add(store, f, query.relevant)
+        tally(tallies["whole"], store, w, query.relevant)
+        tally(tallies["fallback"], store, f, query.relevant)
         w, f = await decide(store, matcher, gate, query, frozenset(gone))
-        tallies["whole/no-match"].add(store, w, frozenset())
-        tallies["fallback/no-match"].add(store, f, frozenset())
+        tally(tallies["whole/no-match"], store, w, frozenset())
+        tally(tallies["fallback/no-match"], store, f, frozenset())
     print(
         f"\n{task.dataset} {task.name}, {name} (gate answer {gate.answer_at:.2f}, "
         f"suggest {gate.suggest_at:.2f})\n"
@@ -116,8 +97,8 @@ async def measure(task: Task, store: Store, name: str, matcher: LexicalMatcher, 
         "| suggest, none right % | quiet % |"
     )
     print("|---|---|---|---|---|---|---|")
-    for label, tally in tallies.items():
-        print(tally.row(label))
+    for label, figures in tallies.items():
+        print(row(label, figures))
 
 
 async def bm25_p1(store: Store, task: Task) -> tuple[float, float, int]:

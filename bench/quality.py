@@ -379,17 +379,20 @@ class GateFigures:
 
     def add(self, gate: Gate, ranked: Ranked, rel: frozenset[str]) -> None:
         """Apply ``gate`` to one query's matches."""
-        self.n += 1
         top = ranked[:TOP]
         matches = [to_match(s) for _, s in top]
         decision = gate.decide(matches)
-        shown = [top[matches.index(m)][0] for m in decision.matches]
-        if decision.mode == "answer":
+        self.count(decision.mode, [top[matches.index(m)][0] for m in decision.matches], rel)
+
+    def count(self, mode: str, shown: Sequence[str | None], rel: frozenset[str]) -> None:
+        """Count one decision: its mode and the corpus keys of the items it showed."""
+        self.n += 1
+        if mode == "answer":
             if shown[0] in rel:
                 self.auto_ok += 1
             else:
                 self.auto_wrong += 1
-        elif decision.mode == "suggest":
+        elif mode == "suggest":
             if any(k in rel for k in shown):
                 self.suggest_hit += 1
             else:
