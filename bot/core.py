@@ -356,17 +356,8 @@ class Hub:
                             continue
             except SQLAlchemyError as exc:
                 # The store is unreachable, locked or read-only for now: nothing was marked
-                # handled, so the same events come round again once it answers. One line per
-                # failure (the traceback only at debug level), waiting longer each time.
-                log.error(
-                    "dispatcher: store failed (%s); retrying in %gs",
-                    _reason(exc),
-                    delay,
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
-                self.health.failed(_reason(exc))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, STORE_RETRY_MAX)
+                # handled, so the same events come round again once it answers.
+                delay = await self._store_failed("dispatcher", exc, delay)
                 continue
             delay = STORE_RETRY
             if handled:
@@ -607,18 +598,8 @@ class Hub:
                         failure = exc
                 if failure is not None:
                     # A send whose result could not be recorded is kept in memory and
-                    # recorded first once the store answers (it is not sent again). One line
-                    # per failure (the traceback only at debug level), waiting longer each time.
-                    log.error(
-                        "sender %s: store failed (%s); retrying in %gs",
-                        platform,
-                        _reason(failure),
-                        delay,
-                        exc_info=log.isEnabledFor(logging.DEBUG),
-                    )
-                    self.health.failed(_reason(failure))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, STORE_RETRY_MAX)
+                    # recorded first once the store answers (it is not sent again).
+                    delay = await self._store_failed(f"sender {platform}", failure, delay)
                     ready.set()
                     continue
                 if not heads:
@@ -838,6 +819,20 @@ class Hub:
         except SQLAlchemyError:
             self._outcomes[row_id] = record
             raise
+
+    async def _store_failed(self, who: str, exc: SQLAlchemyError, delay: float) -> float:
+        """One line per store failure (the traceback only at debug level), counted towards the
+        admins' warning; waits ``delay`` and returns the next, longer wait."""
+        log.error(
+            "%s: store failed (%s); retrying in %gs",
+            who,
+            _reason(exc),
+            delay,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
+        self.health.failed(_reason(exc))
+        await asyncio.sleep(delay)
+        return min(delay * 2, STORE_RETRY_MAX)
 
     async def _record_outcomes(self) -> None:
         for row_id, record in list(self._outcomes.items()):
