@@ -186,13 +186,17 @@ def search_terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
     seen: dict[str, None] = {}
     for word in words:
         for part in _split_apostrophe(word):
-            if (
-                part not in STOP_WORDS
-                and (len(part) > 1 or part.isdigit())
-                and len(part) <= MAX_TERM_CHARS
-            ):
+            if is_term(part):
                 seen.setdefault(part, None)
     return list(seen)
+
+
+def is_term(word: str) -> bool:
+    """Whether a cleaned word is kept as a search term: not a stop word, not a lone letter,
+    not longer than :data:`MAX_TERM_CHARS`."""
+    return (
+        word not in STOP_WORDS and (len(word) > 1 or word.isdigit()) and len(word) <= MAX_TERM_CHARS
+    )
 
 
 def search_text(parts: Iterable[str], synonyms: Synonyms = DEFAULT) -> str:

@@ -27,12 +27,11 @@ from faq.normalize import (
     _URL,
     _WORD,
     DEFAULT,
-    MAX_TERM_CHARS,
     MAX_TEXT_CHARS,
-    STOP_WORDS,
     Synonyms,
     _split_apostrophe,
     clean,
+    is_term,
 )
 
 
@@ -200,21 +199,11 @@ def terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
         words = apply_synonyms(words, synonyms)
     if "'" not in "".join(words):
         # No apostrophe (clean leaves no other kind): no contraction or possessive to resolve.
-        return list(
-            dict.fromkeys(
-                w
-                for w in words
-                if w not in STOP_WORDS and (len(w) > 1 or w.isdigit()) and len(w) <= MAX_TERM_CHARS
-            )
-        )
+        return list(dict.fromkeys(w for w in words if is_term(w)))
     seen: dict[str, None] = {}
     for word in words:
         for part in _split_apostrophe(word) if "'" in word else (word,):
-            if (
-                part not in STOP_WORDS
-                and (len(part) > 1 or part.isdigit())
-                and len(part) <= MAX_TERM_CHARS
-            ):
+            if is_term(part):
                 seen.setdefault(part, None)
     return list(seen)
 
