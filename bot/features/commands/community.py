@@ -10,6 +10,7 @@ from bot.events import Outgoing
 from bot.features.bridge import queue_copy_deletions
 from bot.features.commands.base import Command, Invocation, UsageError, split_words
 from bot.features.commands.member import thread_for_reply
+from bot.features.commands.outbox import in_community
 from bot.features.indexing import reindex_community
 from bot.features.settings import (
     ANSWER_AT,
@@ -187,15 +188,7 @@ async def stats(inv: Invocation) -> str:
         ).all()
     )
     # What copss gave up posting in this community's chats (the outbox names chats by id).
-    here = (
-        select(Channel.id)
-        .where(
-            Channel.community_id == cid,
-            Channel.platform == OutboxMessage.platform,
-            Channel.chat_id == OutboxMessage.chat_id,
-        )
-        .exists()
-    )
+    here = in_community(cid)
     gave_up = (OutboxMessage.state == "failed", here)
     failed = await s.scalar(select(func.count(OutboxMessage.id)).where(*gave_up)) or 0
     undelivered = f"Messages copss could not deliver: {failed}"
