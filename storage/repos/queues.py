@@ -115,16 +115,6 @@ class OutboxRepo:
         await self.session.flush()
         return row
 
-    async def pending(self, platform: str, limit: int = 100) -> Sequence[OutboxMessage]:
-        """Unsent messages for a platform, oldest first."""
-        rows = await self.session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.platform == platform, OutboxMessage.state == "pending")
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
-        return rows.all()
-
     async def heads(
         self, platform: str, limit: int = 200
     ) -> Sequence[tuple[str, str, datetime | None]]:
