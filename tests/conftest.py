@@ -7,15 +7,18 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import or_, select
 
 from adapters.console import ConsoleAdapter, Said
 from bot.app import App
 from bot.config import Config, MatchingConfig, StorageConfig
 from storage.engine import Database, sqlite_url
 from storage.migrations import upgrade
+from storage.models import InboxEvent, OutboxMessage
 from tests.adapters.tg_harness import GROUP, TelegramHarness
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 
@@ -121,10 +124,34 @@ class Harness:
         return self.app.db
 
     async def settle(self) -> None:
-        """Wait until copss has handled everything and sent every reply."""
-        assert self.app.hub is not None
+        """Wait until copss has handled everything and sent every reply: the hub says so and
+        the store agrees (no event unhandled, no reply due and unsent). The hub's idle flag
+        alone was seen to come early on PostgreSQL, where a handler re-run after a transient
+        error leaves its event pending for a moment."""
+        hub = self.app.hub
+        assert hub is not None
         async with asyncio.timeout(10):
-            await self.app.hub.settled()
+            while True:
+                await hub.settled()
+                if not await self._unfinished():
+                    return
+                await asyncio.sleep(0.02)
+
+    async def _unfinished(self) -> bool:
+        now = datetime.now(UTC)
+        async with self.db.session() as s:
+            if await s.scalar(select(InboxEvent.id).where(InboxEvent.handled_at.is_(None))):
+                return True
+            due = await s.scalar(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.state.in_(("pending", "sending")),
+                    or_(
+                        OutboxMessage.next_attempt_at.is_(None),
+                        OutboxMessage.next_attempt_at <= now,
+                    ),
+                )
+            )
+        return due is not None
 
     async def say(self, text: str, user: str = "you", reply_to: int | None = None) -> int:
         """Post a message and wait for copss to finish with it."""
