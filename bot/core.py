@@ -19,36 +19,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    InterfaceError,
-    OperationalError,
-    SQLAlchemyError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from adapters.base import (
     Adapter,
     AdapterError,
     Progress,
-    SinkUnavailable,
     TransientAdapterError,
     UncertainSendError,
 )
+from bot import supervision
 from bot.events import (
     ChannelRef,
     Event,
     Outgoing,
-    dedup_key,
     from_record,
-    sanitized,
-    to_record,
 )
+from bot.intake import Intake
 from bot.pacing import Pacer
-from bot.supervision import StoreHealth
-from storage.engine import Database, StoreGone, _reason
+from bot.supervision import StoreHealth, lost_race, store_unavailable
+from storage.engine import Database, _reason
 from storage.models import InboxEvent, OutboxMessage, utcnow
 from storage.repos.conversation import ConversationRepo
 from storage.repos.queues import ChatLeases, InboxRepo, OutboxRepo
@@ -83,10 +74,6 @@ CHAT_BACKLOG = 1000
 #: Seconds between log lines about one chat's full queue.
 BACKLOG_WARN_EVERY = 600.0
 INBOX_RETENTION = timedelta(days=7)
-#: Seconds to wait before trying the store again after it failed; each further failure in a
-#: row doubles the wait, up to ``STORE_RETRY_MAX``.
-STORE_RETRY = 1.0
-STORE_RETRY_MAX = 30.0
 #: Seconds the handlers may take over one event; longer counts as a failed attempt.
 HANDLER_TIMEOUT = 30.0
 #: An event whose handling failed, timed out or was cut short by a crash this many times is
@@ -198,30 +185,9 @@ class AskPlatform(BaseException):
         self.user_id = user_id
 
 
-#: PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race with
-#: another one and may simply run again.
-TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 #: Immediate re-runs of an event's handlers after a deadlock or serialization failure, before
 #: the dispatcher waits for the store as after any other store failure.
 RACE_RETRIES = 3
-
-
-def _lost_race(exc: SQLAlchemyError) -> bool:
-    """Whether ``exc`` is a deadlock or serialization failure (PostgreSQL)."""
-    orig = getattr(exc, "orig", None)
-    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    return code in TRANSIENT_SQLSTATES
-
-
-def _store_unavailable(exc: SQLAlchemyError) -> bool:
-    """Whether ``exc`` says the store could not be reached or used for now (connection lost,
-    locked, timed out, gone, a lost race with another transaction), rather than that the
-    statement was wrong for it: the handlers are then run again, not counted as failing."""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
-        return True
-    if isinstance(exc, StoreGone) or _lost_race(exc):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class Hub:
@@ -275,7 +241,6 @@ class Hub:
         self._leases = {p: ChatLeases(db, p) for p in self.adapters}
         #: Store failures in a row, and the admins' warning after too many.
         self.health = StoreHealth(self.warn_admins)
-        self._intake_delay = STORE_RETRY
         self._inbox_ready = asyncio.Event()
         self._outbox_ready = {p: asyncio.Event() for p in self.adapters}
         self._sender_idle = {p: asyncio.Event() for p in self.adapters}
@@ -284,6 +249,8 @@ class Hub:
         }
         #: Set when the inbox has no pending events (tests and shutdown wait on it).
         self.idle = asyncio.Event()
+        #: Stores incoming events (group commit).
+        self.intake = Intake(db, self.health, self._stored)
         for platform, adapter in self.adapters.items():
             adapter.checkpoints = functools.partial(self.checkpoints, platform)
             adapter.stored_messages = self.stored_messages
@@ -308,35 +275,17 @@ class Hub:
     # -- inbox ---------------------------------------------------------------------------------
 
     async def sink(self, event: Event) -> None:
-        """Store an incoming event; returns once it is durable (duplicates are dropped).
-        Every string in it is made storable first (:func:`bot.events.sanitized`): handlers
-        only ever see the stored form."""
-        event = sanitized(event)
-        try:
-            async with self.db.session() as session:
-                stored = await InboxRepo(session).put(
-                    dedup_key(event), to_record(event), event.channel.platform
-                )
-        except SQLAlchemyError as exc:
-            # The adapter acknowledges nothing, logs one line and tries again after the wait,
-            # which doubles with each failure in a row.
-            delay = self._intake_delay
-            self._intake_delay = min(delay * 2, STORE_RETRY_MAX)
-            reason = _reason(exc)
-            self.health.failed(reason, [event.channel])
-            raise SinkUnavailable(reason, delay) from exc
-        self._intake_delay = STORE_RETRY
-        self.health.answered()
-        if stored is None:
-            log.debug("duplicate event dropped: %s", dedup_key(event))
-            return
+        """Store an incoming event (see :meth:`bot.intake.Intake.sink`)."""
+        await self.intake.sink(event)
+
+    def _stored(self) -> None:
         self.idle.clear()
         self._inbox_ready.set()
 
     async def run_dispatcher(self) -> None:
         """Handle stored events in order, forever (pruning old handled ones now and then)."""
         next_prune = 0.0
-        delay = STORE_RETRY
+        delay = supervision.STORE_RETRY
         while True:
             try:
                 if time.monotonic() >= next_prune:
@@ -359,7 +308,7 @@ class Hub:
                 # handled, so the same events come round again once it answers.
                 delay = await self._store_failed("dispatcher", exc, delay)
                 continue
-            delay = STORE_RETRY
+            delay = supervision.STORE_RETRY
             if handled:
                 self.health.answered()  # a write went through (a read alone may not tell)
                 continue
@@ -407,14 +356,14 @@ class Hub:
                     self._start_asking(row_id, key, ask)
                     return True
                 except SQLAlchemyError as exc:
-                    if not _lost_race(exc) or race == RACE_RETRIES:
+                    if not lost_race(exc) or race == RACE_RETRIES:
                         raise
                     # Lost a race with another transaction (PostgreSQL deadlock or
                     # serialization failure): nothing of it was kept; run it again at once.
                     log.warning("handling %s lost a race (%s); running it again", key, _reason(exc))
                     await asyncio.sleep(random.uniform(0, 0.05 * 2**race))
         except SQLAlchemyError as exc:
-            if _store_unavailable(exc):
+            if store_unavailable(exc):
                 # Not the event's fault (in a handler or in recording the outcome): the
                 # dispatcher waits for the store and comes back to this event without
                 # counting this attempt.
@@ -472,7 +421,7 @@ class Hub:
                         if await handler(event, ctx):
                             break
             except SQLAlchemyError as exc:
-                if _store_unavailable(exc):
+                if store_unavailable(exc):
                     raise
                 log.exception("handler failed on %s (attempt %d)", key, attempt)
                 failure = f"{type(exc).__name__}: {exc}"
@@ -574,7 +523,7 @@ class Hub:
         running: dict[str, asyncio.Task[None]] = {}
         # Chats whose lease another process holds: not tried again before this time.
         elsewhere: dict[str, float] = {}
-        delay = STORE_RETRY
+        delay = supervision.STORE_RETRY
         try:
             while True:
                 ready.clear()
@@ -584,7 +533,7 @@ class Hub:
                         del running[chat]
                         failure = self._worker_ended(platform, chat, task) or failure
                         if failure is None:
-                            delay = STORE_RETRY  # a chat's sends were recorded
+                            delay = supervision.STORE_RETRY  # a chat's sends were recorded
                 soonest: float | None = None
                 waiting = False
                 if failure is None:
@@ -603,7 +552,7 @@ class Hub:
                     ready.set()
                     continue
                 if not heads:
-                    delay = STORE_RETRY
+                    delay = supervision.STORE_RETRY
                 now, clock = utcnow(), time.monotonic()
                 for chat, state, not_before in heads:
                     waiting = True
@@ -832,7 +781,7 @@ class Hub:
         )
         self.health.failed(_reason(exc))
         await asyncio.sleep(delay)
-        return min(delay * 2, STORE_RETRY_MAX)
+        return min(delay * 2, supervision.STORE_RETRY_MAX)
 
     async def _record_outcomes(self) -> None:
         for row_id, record in list(self._outcomes.items()):

@@ -12,15 +12,53 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
 from bot.events import ChannelRef
+from storage.engine import StoreGone
 
 log = logging.getLogger(__name__)
+
+#: Seconds to wait before trying the store again after it failed (intake, dispatcher and
+#: senders alike); each further failure in a row doubles the wait, up to ``STORE_RETRY_MAX``.
+STORE_RETRY = 1.0
+STORE_RETRY_MAX = 30.0
 
 #: Store failures in a row (intake, dispatch and send together) before admins are warned.
 WARN_AFTER = 5
 
 #: Sends a warning to admins: (text, chats affected by the failure).
 Warn = Callable[[str, frozenset[ChannelRef]], Awaitable[None]]
+
+
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race with
+#: another one and may simply run again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def lost_race(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` is a deadlock or serialization failure (PostgreSQL)."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in TRANSIENT_SQLSTATES
+
+
+def store_unavailable(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` says the store could not be reached or used for now (connection lost,
+    locked, timed out, gone, a lost race with another transaction), rather than that the
+    statement was wrong for it: the work is then tried again, not counted as failing."""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    if isinstance(exc, StoreGone) or lost_race(exc):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class StoreHealth:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 import bot.core
+import bot.supervision
 from adapters.base import Adapter, EventSink, Progress
 from bot.core import Context, Hub
 from bot.events import ChannelRef, Outgoing
@@ -256,7 +257,7 @@ async def test_a_send_whose_outcome_the_store_refused_keeps_its_chat_lease(
     import bot.core
 
     # Process one retries its store 3 s later; process two looks at the chat again after 2 s.
-    monkeypatch.setattr(bot.core, "STORE_RETRY", 3.0)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 3.0)
     await upgrade(pg)
     other = Database(pg.url.render_as_string(hide_password=False))
     sent: list[tuple[str, str, str]] = []

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DataError, OperationalError
 
 import bot.core
+import bot.supervision
 from adapters.console import ConsoleAdapter
 from bot.core import Context, Hub
 from bot.events import Event, MessageEvent
@@ -135,7 +136,7 @@ async def test_a_raising_handler_is_parked_a_flaky_one_retried(store: Database) 
 async def test_a_failing_store_does_not_count_against_the_event(
     store: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bot.core, "STORE_RETRY", 0.01)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.01)
 
     def locked(attempt: int) -> None:
         # More store failures than an event may fail: they are the store's, not the event's.

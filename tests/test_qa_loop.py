@@ -117,7 +117,7 @@ async def test_store_failure_is_retried_not_fatal(
 
     import bot.core
 
-    monkeypatch.setattr(bot.core, "STORE_RETRY", 0.01)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.01)
     hub = copss.app.hub
     assert hub is not None
     real_finish = hub._finish

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
+import bot.supervision
 from adapters.console import ConsoleAdapter
-from bot import core
 from bot.core import Context, Hub
 from bot.events import Author, ChannelRef, Event, MessageEvent
 from storage.engine import Database, sqlite_url
@@ -195,8 +195,8 @@ async def _run_unwritable(
 async def test_store_failing_while_running_logs_one_line_per_failure_backing_off(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "STORE_RETRY", 0.05)
-    monkeypatch.setattr(core, "STORE_RETRY_MAX", 0.4, raising=False)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.05)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY_MAX", 0.4, raising=False)
     caplog.set_level(logging.INFO)
     db, hub, handled = await _hub_with_work(tmp_path)
     try:
@@ -236,7 +236,7 @@ async def test_store_failing_while_running_logs_one_line_per_failure_backing_off
 async def test_store_failing_while_running_shows_the_traceback_at_debug(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core, "STORE_RETRY", 0.05)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.05)
     caplog.set_level(logging.DEBUG, logger="bot.core")
     db, hub, _ = await _hub_with_work(tmp_path)
     try:

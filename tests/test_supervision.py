@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import core
+import bot.supervision
 from storage.engine import sqlite_url
 from tests.adapters.tg_harness import GROUP, TelegramHarness
 from tests.fakes.telegram_api import FakeTelegramAPI
@@ -38,8 +38,8 @@ async def api() -> AsyncIterator[FakeTelegramAPI]:
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core, "STORE_RETRY", 0.1)
-    monkeypatch.setattr(core, "STORE_RETRY_MAX", 0.8)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.1)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY_MAX", 0.8)
 
 
 async def _started(api: FakeTelegramAPI, url: str) -> TelegramHarness:

@@ -46,7 +46,7 @@ from adapters.base import (
 )
 from adapters.telegram.translate import update_events
 from adapters.text import Piece, outgoing_name, outgoing_text, split_pieces
-from bot.events import ChannelRef, MigrateEvent, Outgoing
+from bot.events import ChannelRef, Event, MigrateEvent, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -220,28 +220,47 @@ class TelegramAdapter(Adapter):
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 1.0
-            for update in updates:
-                try:
-                    await self.handle_update(update, sink)
-                except SinkUnavailable as exc:
-                    # Not stored: the offset stays, so Telegram keeps this update and the
-                    # next getUpdates (after the wait) returns it again.
-                    log.error(
-                        "telegram: update %d not stored (%s); not confirming it, retrying in %gs",
-                        update.update_id,
-                        exc,
-                        exc.retry_after,
-                    )
-                    await self._sleep(exc.retry_after)
-                    break
-                # Only now may the next getUpdates confirm this update to Telegram.
-                self._offset = update.update_id + 1
+            await self._take(updates, sink)
+
+    async def _take(self, updates: Sequence[Update], sink: EventSink) -> None:
+        """Hand a getUpdates batch to the hub all at once (stored together, in order) and
+        move the offset past the updates stored, up to the first one that was not."""
+        events = [(update, event) for update in updates for event in self._events(update)]
+        # One gather: its tasks start in this order and each queues its event before it
+        # first waits, so the events are stored in the order they came.
+        results = await asyncio.gather(*(sink(e) for _, e in events), return_exceptions=True)
+        failed: dict[int, BaseException] = {}
+        for (update, _), result in zip(events, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.setdefault(update.update_id, result)
+        for update in updates:
+            problem = failed.get(update.update_id)
+            if isinstance(problem, SinkUnavailable):
+                # Not stored: the offset stays, so Telegram keeps this update (and those
+                # after it) and the next getUpdates (after the wait) returns it again.
+                log.error(
+                    "telegram: update %d not stored (%s); not confirming it, retrying in %gs",
+                    update.update_id,
+                    problem,
+                    problem.retry_after,
+                )
+                await self._sleep(problem.retry_after)
+                return
+            if problem is not None:
+                raise problem
+            # Only now may the next getUpdates confirm this update to Telegram.
+            self._offset = update.update_id + 1
+
+    def _events(self, update: Update) -> list[Event]:
+        events = list(update_events(update, self.username))
+        for event in events:
+            if isinstance(event, MigrateEvent):
+                self._migrated[event.channel.chat_id] = event.new_chat_id
+        return events
 
     async def handle_update(self, update: Update, sink: EventSink) -> None:
         """Translate one update and hand its events to the hub (returns once stored)."""
-        for event in update_events(update, self.username):
-            if isinstance(event, MigrateEvent):
-                self._migrated[event.channel.chat_id] = event.new_chat_id
+        for event in self._events(update):
             await sink(event)
 
     async def _sleep(self, seconds: float) -> None:

@@ -9,7 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.engine import Database
@@ -31,19 +33,31 @@ class InboxRepo:
         self, dedup_key: str, payload: dict[str, Any], platform: str | None = None
     ) -> int | None:
         """Store an event; returns its id, or None when it was stored before."""
-        exists = await self.session.scalar(
-            select(InboxEvent.id).where(InboxEvent.dedup_key == dedup_key)
+        return (await self.put_many([(dedup_key, payload, platform)])).get(dedup_key)
+
+    async def put_many(
+        self, events: Sequence[tuple[str, dict[str, Any], str | None]]
+    ) -> dict[str, int]:
+        """Store events given as (dedup key, payload, platform) with one statement, each key
+        once (an event stored before, or earlier in ``events``, is skipped); returns the id of
+        each event stored now, by dedup key."""
+        if not events:
+            return {}
+        now = utcnow()
+        values = [
+            {"dedup_key": k, "payload": p, "platform": pf, "received_at": now, "attempts": 0}
+            for k, p, pf in events
+        ]
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        make = pg_insert if postgres else sqlite_insert
+        statement = (
+            make(InboxEvent)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[InboxEvent.dedup_key])
+            .returning(InboxEvent.id, InboxEvent.dedup_key)
         )
-        if exists is not None:
-            return None
-        row = InboxEvent(dedup_key=dedup_key, payload=payload, platform=platform)
-        try:
-            async with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            # Another process stored it between our look-up and insert.
-            return None
-        return row.id
+        rows = await self.session.execute(statement)
+        return {key: row_id for row_id, key in rows.all()}
 
     async def pending(self, limit: int = 500) -> Sequence[InboxEvent]:
         """Stored but unhandled events, oldest first."""

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 import adapters.discord.intake
 import bot.core
+import bot.supervision
 from storage.models import InboxEvent
 from storage.repos.queues import InboxRepo
 from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake
@@ -23,19 +24,19 @@ GUILD, GENERAL, ALICE = 910_000_000_000_000_001, 910_000_000_000_000_010, 910_00
 async def test_events_wait_for_the_store_and_overflow_is_read_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bot.core, "STORE_RETRY", 0.05)
-    monkeypatch.setattr(bot.core, "STORE_RETRY_MAX", 0.2)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.05)
+    monkeypatch.setattr(bot.supervision, "STORE_RETRY_MAX", 0.2)
     monkeypatch.setattr(adapters.discord.intake, "MAX_WAITING", 2, raising=False)
     down = {"now": False, "refused": 0}
-    put = InboxRepo.put
+    put = InboxRepo.put_many
 
-    async def failing_put(self: InboxRepo, *args: Any, **kw: Any) -> int | None:
+    async def failing_put(self: InboxRepo, *args: Any, **kw: Any) -> dict[str, int]:
         if down["now"]:
             down["refused"] += 1
             raise OperationalError("INSERT INTO inbox", {}, Exception("database is locked"))
         return await put(self, *args, **kw)
 
-    monkeypatch.setattr(InboxRepo, "put", failing_put)
+    monkeypatch.setattr(InboxRepo, "put_many", failing_put)
     async with PortalFake(token=TOKEN) as fake:
         fake.add_guild(GUILD, "Expats NL")
         fake.add_channel(GUILD, GENERAL, "general")
