@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 #: A channel as the store keys it: (platform, chat id, thread id or "").
 ChannelKey = tuple[str, str, str]
@@ -52,6 +52,13 @@ class ImportedMessage:
     reactions: tuple[Reaction, ...] = field(default_factory=tuple)
     #: Forwarded from elsewhere: stored, but never a question or an answer (as live).
     forwarded: bool = False
+
+
+#: What a reader's first pass yields for each message it would store: a check that the file
+#: can be read whole counts them without building each one.
+CHECKED = ImportedMessage(
+    ExportChannel("", ""), "", None, "", False, "", datetime.fromtimestamp(0, UTC)
+)
 
 
 class ImportFileError(Exception):

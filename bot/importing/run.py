@@ -24,13 +24,18 @@ READERS: dict[str, Callable[[Path], Iterator[ImportedMessage]]] = {
     "telegram": telegram_export.read,
     "discord": discord_export.read,
 }
+#: The first pass of each reader: the same reading, without building the messages.
+CHECKS: dict[str, Callable[[Path], int]] = {
+    "telegram": telegram_export.check,
+    "discord": discord_export.check,
+}
 
 
 def count(platform: str, path: Path) -> int:
     """How many member messages the export holds; raises
     :class:`~bot.importing.records.ImportFileError` for a file that cannot be read whole."""
     with fewer_collections():
-        return sum(1 for _ in READERS[platform](path))
+        return CHECKS[platform](path)
 
 
 async def import_file(
