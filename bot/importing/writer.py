@@ -30,9 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.features.settings import community_synonyms
 from bot.importing.gcpolicy import fewer_collections
 from bot.importing.rawsql import Raw
 from bot.importing.records import ChannelKey, ImportedMessage
@@ -82,7 +80,16 @@ class Writer:
         self._places: dict[ChannelKey, _Place] = {}
         self._members: dict[tuple[str, str], tuple[int, bool]] = {}
         self._threads: Bounded[MsgKey, int] = Bounded(memory)
-        self._insert: Any = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        # Each dialect's module is imported only when its store is used (copss import starts
+        # faster without the other one).
+        if db.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            self._insert: Any = postgresql.insert
+        else:
+            from sqlalchemy.dialects import sqlite
+
+            self._insert = sqlite.insert
         #: The longest transaction so far, in seconds (from its first statement to its commit),
         #: how many there were and how long they took together.
         self.longest = 0.0
@@ -107,13 +114,16 @@ class Writer:
     async def _flush(
         self, batch: list[ImportedMessage], progress: Callable[[int], None] | None
     ) -> None:
+        # A batch's messages share a few channel objects (the reader makes one per channel).
+        channels = {id(m.channel): m.channel for m in batch}.values()
         authors = {(m.channel.platform, m.author_id) for m in batch if m.author_id is not None}
-        if any(m.channel.key not in self._places for m in batch) or not authors.issubset(
-            self._members
-        ):
+        if any(c.key not in self._places for c in channels) or not authors.issubset(self._members):
             await self._transaction(lambda conn: self._know(conn, batch))
-        kept = [m for m in batch if not self._opted_out(m)]
-        self.stats.skipped += len(batch) - len(kept)
+        if any(self._opted_out_key(a) for a in authors):
+            kept = [m for m in batch if not self._opted_out(m)]
+            self.stats.skipped += len(batch) - len(kept)
+        else:
+            kept = batch
         wanted = self.builder.parents_to_fetch(kept)
         if wanted:
             await self._transaction(lambda conn: self._fetch_parents(conn, wanted))
@@ -176,6 +186,10 @@ class Writer:
             )
             self.stats.channels += 1
         settings = conn.scalar(select(Community.settings).where(Community.id == community_id))
+        # Imported here: bot.features.settings brings the matcher, which an import needs only
+        # for this (once per channel).
+        from bot.features.settings import community_synonyms
+
         synonyms = community_synonyms(Community(settings=dict(settings or {})))
         return _Place(channel_id, community_id, synonyms)
 
@@ -224,7 +238,10 @@ class Writer:
     def _opted_out(self, m: ImportedMessage) -> bool:
         if m.author_id is None:
             return False
-        found = self._members.get((m.channel.platform, m.author_id))
+        return self._opted_out_key((m.channel.platform, m.author_id))
+
+    def _opted_out_key(self, member: tuple[str, str]) -> bool:
+        found = self._members.get(member)
         return found is not None and found[1]
 
     def _fetch_parents(self, conn: Connection, wanted: set[MsgKey]) -> None:
@@ -315,16 +332,21 @@ class Writer:
             # as they grow under the import; planned each time, lookups use the indexes.
             raw.run("SET LOCAL plan_cache_mode = force_custom_plan")
         try:
-            ids = self._store_messages(raw, batch)
-            self._store_threads(conn, raw, batch, verdicts, ids)
+            ids, fresh = self._store_messages(raw, batch)
+            self._store_threads(conn, raw, batch, verdicts, ids, fresh)
         finally:
             raw.close()
 
-    def _store_messages(self, raw: Raw, batch: list[ImportedMessage]) -> dict[MsgKey, int]:
+    def _store_messages(
+        self, raw: Raw, batch: list[ImportedMessage]
+    ) -> tuple[dict[MsgKey, int], set[int]]:
+        """Store the batch's messages: the store id of each (new or stored before), and the ids
+        of those this batch added (no thread or answer can name them yet)."""
         by_channel: dict[int, list[ImportedMessage]] = {}
         for m in batch:
             by_channel.setdefault(self._places[m.channel.key].channel_id, []).append(m)
         ids: dict[MsgKey, int] = {}
+        fresh: set[int] = set()
         at = raw.time
         members = self._members
         for channel_id, messages in by_channel.items():
@@ -361,18 +383,21 @@ class Writer:
                 added = raw.insert(statement, rows, "platform_message_id, id")
                 self.stats.messages += len(added)
                 existing = {str(pmid): int(mid) for pmid, mid in added}
+                fresh.update(existing.values())
                 stored = [p for p in pmids if p not in existing]
                 if stored:  # in the store before (or twice in the batch)
                     existing.update(self._ids_in(raw, channel_id, stored))
             elif rows:
                 raw.insert(statement, rows)
                 self.stats.messages += len(rows)
+                before = set(existing.values())
                 existing = self._ids_in(raw, channel_id, pmids)
+                fresh.update(i for i in existing.values() if i not in before)
             for m in messages:
                 found = existing.get(m.message_id)
                 if found is not None:
                     ids[key_of(m)] = found
-        return ids
+        return ids, fresh
 
     def _ids_in(self, raw: Raw, channel_id: int, pmids: list[str]) -> dict[str, int]:
         rows = raw.rows(
@@ -390,6 +415,7 @@ class Writer:
         batch: list[ImportedMessage],
         verdicts: list[Verdict],
         ids: dict[MsgKey, int],
+        fresh: set[int],
     ) -> None:
         # What this batch did to each thread: answers (message key, time), solved, accepted.
         answered: dict[MsgKey, list[tuple[MsgKey, datetime]]] = {}
@@ -402,8 +428,9 @@ class Writer:
                 answered.setdefault(v.answers, []).append((key_of(m), m.sent_at))
             for thread, accepted in v.solves:
                 solved[thread] = accepted if accepted is not None else solved.get(thread)
+        opened: set[int] = set()
         if questions:
-            self._insert_threads(raw, questions, ids, answered, solved)
+            opened = self._insert_threads(raw, questions, ids, fresh, answered, solved)
         touched = set(answered) | set(solved)
         self._thread_ids(conn, touched)
         answer_rows: list[tuple[int, int, datetime]] = []
@@ -416,7 +443,9 @@ class Writer:
                 if message_id is not None:
                     answer_rows.append((thread_id, message_id, at))
         if answer_rows:
-            existing = set(self._answers_of(raw, {r[0] for r in answer_rows}))
+            # Only messages stored before this batch can be answers already.
+            older = {t for t, m, _ in answer_rows if m not in fresh}
+            existing = set(self._answers_of(raw, older)) if older else set()
             new = [r for r in answer_rows if (r[0], r[1]) not in existing]
             if new:
                 raw.insert(
@@ -425,7 +454,7 @@ class Writer:
                     [(t, m, raw.time(at), 0) for t, m, at in new],
                 )
                 self.stats.answers += len(new)
-        self._update_threads(conn, raw, answered, solved, ids)
+        self._update_threads(conn, raw, answered, solved, ids, opened)
 
     def _answers_of(self, raw: Raw, thread_ids: set[int]) -> dict[tuple[int, int], int]:
         """(thread id, message id) -> answer id of the threads' stored answers (by thread:
@@ -441,11 +470,19 @@ class Writer:
         raw: Raw,
         questions: list[tuple[ImportedMessage, Verdict]],
         ids: dict[MsgKey, int],
+        fresh: set[int],
         answered: dict[MsgKey, list[tuple[MsgKey, datetime]]],
         solved: dict[MsgKey, MsgKey | None],
-    ) -> None:
-        message_ids = {key_of(m): ids[key_of(m)] for m, _ in questions if key_of(m) in ids}
-        stored = self._threads_of(raw, list(message_ids.values()))
+    ) -> set[int]:
+        """Open a thread for each question that has none; the ids of the threads opened."""
+        message_ids = {}
+        for m, _ in questions:
+            key = key_of(m)
+            if key in ids:
+                message_ids[key] = ids[key]
+        # Only a message stored before this batch can have opened a thread already.
+        older = [i for i in message_ids.values() if i not in fresh]
+        stored = self._threads_of(raw, older) if older else {}
         taken = set(stored)
         rows = []
         status_solved = 0
@@ -483,13 +520,18 @@ class Writer:
             )
             self.stats.questions += len(rows)
             self.stats.solved += status_solved
+            before = set(stored.values())
             if raw.returning:
                 stored.update((int(q), int(t)) for q, t in added)
             else:
                 stored = self._threads_of(raw, list(message_ids.values()))
+            opened = {t for t in stored.values() if t not in before}
+        else:
+            opened = set()
         by_message = {mid: key for key, mid in message_ids.items()}
         for question_id, thread_id in stored.items():
             self._threads[by_message[question_id]] = thread_id
+        return opened
 
     def _threads_of(self, raw: Raw, message_ids: list[int]) -> dict[int, int]:
         """Question message id -> thread id of the threads these messages opened."""
@@ -523,13 +565,15 @@ class Writer:
         answered: dict[MsgKey, list[tuple[MsgKey, datetime]]],
         solved: dict[MsgKey, MsgKey | None],
         ids: dict[MsgKey, int],
+        opened: set[int],
     ) -> None:
         # Only rows that change are touched (each WHERE says so): the index trigger fires on
-        # a status update, and a re-import must leave everything as it was.
+        # a status update, and a re-import must leave everything as it was. A thread this
+        # batch opened was inserted with the status and first answer the batch gave it.
         firsts = []
         for thread, given in answered.items():
             thread_id = self._threads.get(thread)
-            if thread_id is not None:
+            if thread_id is not None and thread_id not in opened:
                 firsts.append((thread_id, min(at for _, at in given)))
         if firsts:
             raw.run(
@@ -543,7 +587,11 @@ class Writer:
             )
         if not solved:
             return
-        to_solve = [self._threads.get(t) for t in solved if self._threads.get(t) is not None]
+        to_solve = [
+            t
+            for t in (self._threads.get(key) for key in solved)
+            if t is not None and t not in opened
+        ]
         if to_solve:
             self.stats.solved += raw.run(
                 "UPDATE thread SET status = 'solved' "
