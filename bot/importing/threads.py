@@ -147,13 +147,14 @@ class ThreadBuilder:
 
     def parents_to_fetch(self, messages: list[ImportedMessage]) -> set[MsgKey]:
         """Reply targets of ``messages`` the builder does not know (nor are in the batch)."""
-        here = {key_of(m) for m in messages}
         wanted = set()
         for m in messages:
             if m.reply_to is not None:
                 parent = key_of(m, m.reply_to)
-                if parent not in self.nodes and parent not in here:
+                if parent not in self.nodes:
                     wanted.add(parent)
+        if wanted:
+            wanted.difference_update(key_of(m) for m in messages)
         return wanted
 
     def remember(self, message: MsgKey, author: str | None, thread: ThreadState) -> None:
@@ -230,21 +231,31 @@ class ThreadBuilder:
             recent.popleft()
         if not recent:
             return
-        if m.author_id is not None:
-            own = [t for t in recent if t.asker == m.author_id and t.last_answer is not None]
-            if own and is_thanks(m.text):
-                thread = own[-1]
-                self._solve(thread, thread.last_answer, verdict)
-                return
-        others = [t for t in recent if t.asker != m.author_id and not t.solved]
-        if not others:
-            return
-        stems = stems_of(m.text)
+        # One pass over the recent questions: the latest of the author's own that has an
+        # answer, and among the others' unsolved ones the one sharing the most stems.
+        author = m.author_id
+        own: ThreadState | None = None
+        stems: frozenset[str] | None = None
         best, shared = None, 0
-        for t in others:
+        for t in recent:
+            if t.asker == author:
+                if author is not None and t.last_answer is not None:
+                    own = t
+                continue
+            if t.solved:
+                continue
+            if stems is None:
+                stems = stems_of(m.text)
+            if stems.isdisjoint(t.stems):
+                continue
             n = len(stems & t.stems)
-            if n >= shared and n:
+            if n >= shared:
                 best, shared = t, n
+        if own is not None and is_thanks(m.text):
+            self._solve(own, own.last_answer, verdict)
+            return
+        if stems is None:  # no other member's unsolved question
+            return
         if best is not None and (shared >= MIN_SHARED or shared * 4 >= len(stems)):
             self._answer(best, key, m, verdict)
             return
