@@ -140,7 +140,11 @@ class Answer(Base):
     """A message that answers a thread's question."""
 
     __tablename__ = "answer"
-    __table_args__ = (UniqueConstraint("thread_id", "message_id"),)
+    __table_args__ = (
+        UniqueConstraint("thread_id", "message_id"),
+        # Answers are looked up by message too (migration 9).
+        Index("ix_answer_message", "message_id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     thread_id: Mapped[int] = mapped_column(ForeignKey("thread.id", ondelete="CASCADE"))
     message_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))

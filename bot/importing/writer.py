@@ -457,8 +457,7 @@ class Writer:
         self._update_threads(conn, raw, answered, solved, ids, opened)
 
     def _answers_of(self, raw: Raw, thread_ids: set[int]) -> dict[tuple[int, int], int]:
-        """(thread id, message id) -> answer id of the threads' stored answers (by thread:
-        ``answer`` is indexed by thread, not by message)."""
+        """(thread id, message id) -> answer id of the threads' stored answers."""
         rows = raw.rows(
             "SELECT thread_id, message_id, id FROM answer WHERE thread_id {in}",
             raw.values(sorted(thread_ids)),
