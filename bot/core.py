@@ -79,8 +79,9 @@ HANDLER_TIMEOUT = 30.0
 #: An event whose handling failed, timed out or was cut short by a crash this many times is
 #: parked: marked handled with the reason, so that the events after it are not held up.
 MAX_EVENT_ATTEMPTS = 3
-#: Pending events looked at for one whose chat is not waiting for a platform answer.
-CLAIM_BATCH = 50
+#: Pending events looked at at once: new messages among them are handled in one transaction
+#: (see :meth:`Hub._dispatch_batch`), and a chat waiting for a platform answer is skipped.
+DISPATCH_BATCH = 100
 #: Seconds between looks at the outbox when nothing woke the sender.
 SENDER_POLL = 2.0
 #: The outbox row ``meta`` key holding the chunks of a message as they are posted (see
@@ -173,6 +174,13 @@ class Context:
         return known
 
 
+@dataclass(frozen=True)
+class Batch:
+    """New messages (inbox row ids, oldest first) handled in one transaction."""
+
+    ids: list[int]
+
+
 class AskPlatform(BaseException):
     """Raised by a handler's :meth:`Context.is_admin` when the platform has not been asked
     yet: a platform call (Telegram getChatMember, Discord REST) never runs inside the
@@ -233,6 +241,8 @@ class Hub:
         self._leased_outcomes: dict[int, tuple[ChatLeases, str]] = {}
         #: Tries at a row before it is dead (default :data:`MAX_SEND_ATTEMPTS`).
         self.max_send_attempts = MAX_SEND_ATTEMPTS
+        #: Pending events claimed at once (1: each event in its own transaction).
+        self.dispatch_batch = DISPATCH_BATCH
         #: Chats of a platform sent to at once (default :data:`SEND_CONCURRENCY`).
         self.send_concurrency = SEND_CONCURRENCY
         #: Rows waiting for one chat beyond which no more are queued for it (0: no bound).
@@ -334,15 +344,73 @@ class Hub:
     async def dispatch_pending(self) -> int:
         """Handle every stored, unhandled event; returns how many were handled."""
         count = 0
-        while await self._dispatch_one():
-            count += 1
-        return count
+        while True:
+            claimed = await self._claim()
+            if claimed is False:
+                return count
+            if isinstance(claimed, Batch):
+                count += await self._dispatch_batch(claimed)
+            elif claimed is True or await self._dispatch_one(*claimed):
+                count += 1
 
-    async def _dispatch_one(self) -> bool:
-        claimed = await self._claim()
-        if not isinstance(claimed, tuple):
-            return claimed
-        row_id, key, attempt = claimed
+    async def _dispatch_batch(self, batch: Batch) -> int:
+        """Handle a batch of new messages in one transaction, each event's handlers in a
+        savepoint of it. The batch ends at the first event whose handlers fail (an error, a
+        timeout: a counted try) or need to ask the platform: the events before it are kept,
+        that event is handled alone next, and the events after it are claimed again."""
+        try:
+            woken, handled = await self._handle_batch(batch)
+        except SQLAlchemyError:
+            # The store failed (or refused the batch's own statements): nothing was kept, and
+            # this try does not count against the events, which are handled alone next.
+            self._uncounted.update(batch.ids)
+            raise
+        for platform in woken:
+            self.wake_sender(platform)
+        return handled
+
+    async def _handle_batch(self, batch: Batch) -> tuple[set[str], int]:
+        """(platforms whose senders have work, events handled)."""
+        woken: set[str] = set()
+        done: list[int] = []
+        stopped: int | None = None
+        async with self.db.session() as session:
+            rows = (
+                await session.scalars(
+                    select(InboxEvent)
+                    .where(InboxEvent.id.in_(batch.ids), InboxEvent.handled_at.is_(None))
+                    .order_by(InboxEvent.id)
+                    .with_for_update()
+                )
+            ).all()
+            repo = InboxRepo(session)
+            for row in rows:
+                ctx = Context(self, session)
+                try:
+                    failure = await self._run_handlers(
+                        session, from_record(row.payload), ctx, row.dedup_key, 1
+                    )
+                except AskPlatform:
+                    # Asked on its own next, with no transaction open; not a counted try.
+                    self._uncounted.add(row.id)
+                    stopped = row.id
+                    break
+                if failure is not None:
+                    # A real try that failed: counted, and tried again alone.
+                    await self._failed(repo, row.id, row.dedup_key, 1, failure)
+                    stopped = row.id
+                    break
+                woken |= ctx.woken
+                done.append(row.id)
+            await repo.mark_handled_many(done)
+            if stopped is not None:
+                # Not tried yet: claimed again as new (the one it stopped at keeps its count).
+                rest = [r.id for r in rows if r.id > stopped]
+                if rest:
+                    await repo.count_attempts(rest, -1)
+        return woken, len(done)
+
+    async def _dispatch_one(self, row_id: int, key: str, attempt: int) -> bool:
         try:
             for race in range(RACE_RETRIES + 1):
                 try:
@@ -413,65 +481,89 @@ class Hub:
             event = from_record(row.payload)
             known = self._facts.get(row_id)
             ctx = Context(self, session, facts=dict(known or {}), again=known is not None)
-            failure = None
-            deadline = asyncio.timeout(self.handler_timeout)
-            try:
-                async with session.begin_nested(), deadline:
-                    for handler in self.handlers:
-                        if await handler(event, ctx):
-                            break
-            except SQLAlchemyError as exc:
-                if store_unavailable(exc):
-                    raise
-                log.exception("handler failed on %s (attempt %d)", key, attempt)
-                failure = f"{type(exc).__name__}: {exc}"
-            except TimeoutError as exc:
-                if deadline.expired():
-                    log.error(
-                        "handlers took over %gs on %s (attempt %d); cancelled",
-                        self.handler_timeout,
-                        key,
-                        attempt,
-                    )
-                    failure = f"timed out after {self.handler_timeout:g}s"
-                else:
-                    log.exception("handler failed on %s (attempt %d)", key, attempt)
-                    failure = f"TimeoutError: {exc}"
-            except Exception as exc:
-                # One error hook: log, record the failure on the event, and carry on.
-                log.exception("handler failed on %s (attempt %d)", key, attempt)
-                failure = f"{type(exc).__name__}: {exc}"
+            failure = await self._run_handlers(session, event, ctx, key, attempt)
             repo = InboxRepo(session)
             if failure is None:
                 await repo.mark_handled(row_id)
                 return ctx.woken
-            if attempt >= self.max_event_attempts:
-                await self._park(repo, row_id, key, f"{failure} ({attempt} attempts)")
-            else:
-                # Still pending: the next look at the inbox tries it again.
-                await repo.note_failure(row_id, failure)
+            await self._failed(repo, row_id, key, attempt, failure)
             return set()
 
-    async def _claim(self) -> tuple[int, str, int] | bool:
-        """The next pending event of this process's platforms as (id, dedup key, attempt
-        number), its attempt counted and committed before anything handles it; ``True`` when
-        that event was parked instead, ``False`` when there is none."""
+    async def _run_handlers(
+        self, session: AsyncSession, event: Event, ctx: Context, key: str, attempt: int
+    ) -> str | None:
+        """Run the handlers over an event in a savepoint of ``session``: None when they
+        succeeded, else why they failed (their writes are then rolled back). Raises the
+        store's error when the store is unavailable, and :class:`AskPlatform`."""
+        deadline = asyncio.timeout(self.handler_timeout)
+        try:
+            async with session.begin_nested(), deadline:
+                for handler in self.handlers:
+                    if await handler(event, ctx):
+                        break
+        except SQLAlchemyError as exc:
+            if store_unavailable(exc):
+                raise
+            log.exception("handler failed on %s (attempt %d)", key, attempt)
+            return f"{type(exc).__name__}: {exc}"
+        except TimeoutError as exc:
+            if deadline.expired():
+                log.error(
+                    "handlers took over %gs on %s (attempt %d); cancelled",
+                    self.handler_timeout,
+                    key,
+                    attempt,
+                )
+                return f"timed out after {self.handler_timeout:g}s"
+            log.exception("handler failed on %s (attempt %d)", key, attempt)
+            return f"TimeoutError: {exc}"
+        except Exception as exc:
+            # One error hook: log, record the failure on the event, and carry on.
+            log.exception("handler failed on %s (attempt %d)", key, attempt)
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async def _failed(
+        self, repo: InboxRepo, row_id: int, key: str, attempt: int, failure: str
+    ) -> None:
+        """An attempt at an event failed: it stays pending (tried again next), or is parked
+        after ``max_event_attempts``."""
+        if attempt >= self.max_event_attempts:
+            await self._park(repo, row_id, key, f"{failure} ({attempt} attempts)")
+        else:
+            # Still pending: the next look at the inbox tries it again.
+            await repo.note_failure(row_id, failure)
+
+    async def _claim(self) -> Batch | tuple[int, str, int] | bool:
+        """What to handle next, its attempt counted and committed before anything handles
+        it: a :class:`Batch` of new messages, or one event as (id, dedup key, attempt number);
+        ``True`` when that event was parked instead, ``False`` when there is none."""
         async with self.db.session() as session:
             rows = await session.scalars(
                 select(InboxEvent)
                 .where(InboxEvent.handled_at.is_(None), self._mine())
                 .order_by(InboxEvent.id)
-                .limit(CLAIM_BATCH if self._asking else 1)
+                .limit(self.dispatch_batch)
                 .with_for_update(skip_locked=True)
             )
-            # The oldest event of a chat not waiting for a platform answer: a chat's events
+            # The oldest events of chats not waiting for a platform answer: a chat's events
             # stay in order, other chats go on.
-            row = next((r for r in rows if not self._waits(r)), None)
-            if row is None:
+            ready = [r for r in rows.all() if not self._waits(r)]
+            if not ready:
                 return False
             repo = InboxRepo(session)
+            batch = []
+            for r in ready:
+                if not self._batchable(r):
+                    break
+                batch.append(r.id)
+            if len(batch) > 1:
+                await repo.count_attempts(batch)
+                return Batch(batch)
+            row = ready[0]
             if row.id in self._uncounted:
-                # Its last attempt was cut short by the store: this one is that attempt again.
+                # Its last attempt was cut short by the store, or it was in a batch that
+                # stopped: this one is that attempt again.
                 self._uncounted.discard(row.id)
                 return row.id, row.dedup_key, max(1, row.attempts)
             if row.attempts >= self.max_event_attempts:
@@ -483,6 +575,16 @@ class Hub:
             attempt = row.attempts + 1
             await repo.count_attempt(row.id)
             return row.id, row.dedup_key, attempt
+
+    def _batchable(self, row: InboxEvent) -> bool:
+        """Whether an event may be handled in a batch: a new message never tried before (an
+        event tried before, e.g. by a process killed during its batch, is handled alone, so
+        that an event that kills copss is parked on its own)."""
+        return (
+            row.attempts == 0
+            and row.id not in self._uncounted
+            and row.payload.get("kind") == "message"
+        )
 
     def _waits(self, row: InboxEvent) -> bool:
         """Whether the event's chat waits for a platform answer."""
@@ -676,10 +778,8 @@ class Hub:
             origin=row.origin,
             key=f"outbox:{row.id}",
         )
-        for hook in self.prepare_hooks:
-            async with self.db.session() as session:
-                out = await hook(session, row, out)
         if row.meta.get("action") in ("delete", "edit"):
+            out = await self._prepared(row, out)
             return await self._act(adapter, out, row)
         pacer = self._pacers.get(row.platform)
         # Platforms limit posting per chat, whatever topic or thread in it.
@@ -692,7 +792,7 @@ class Hub:
             await pacer.wait(chat)
         # The intent is committed before the call: a send copss does not see finish (killed
         # mid-call) is found in state "sending" and follows the row's policy.
-        await self._mark_sending(row.id, attempts)
+        out = await self._prepared(row, out, sending=attempts)
         try:
             chunk_ids = await adapter.send(out, progress)
         except UncertainSendError as exc:
@@ -791,13 +891,23 @@ class Hub:
             if held is not None:
                 await held[0].release(held[1])
 
-    async def _mark_sending(self, row_id: int, attempts: int) -> None:
+    async def _prepared(
+        self, row: OutboxMessage, out: Outgoing, *, sending: int | None = None
+    ) -> Outgoing:
+        """``out`` as the prepare hooks make it for this attempt, in one transaction that
+        also marks the row "sending" (its ``sending``-th attempt) when that is given."""
+        if not self.prepare_hooks and sending is None:
+            return out
         async with self.db.session() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row_id)
-                .values(state="sending", attempts=attempts, attempted_at=utcnow())
-            )
+            for hook in self.prepare_hooks:
+                out = await hook(session, row, out)
+            if sending is not None:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id)
+                    .values(state="sending", attempts=sending, attempted_at=utcnow())
+                )
+        return out
 
     def _unsure(self, row_id: int, ids: Sequence[str], error: str) -> Callable[[], Awaitable[None]]:
         async def record() -> None:

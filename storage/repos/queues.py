@@ -86,6 +86,24 @@ class InboxRepo:
             .values(handled_at=utcnow(), error=None if error is None else _storable(error))
         )
 
+    async def mark_handled_many(self, event_ids: Sequence[int]) -> None:
+        """The events have been handled."""
+        if event_ids:
+            await self.session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id.in_(list(event_ids)))
+                .values(handled_at=utcnow(), error=None)
+            )
+
+    async def count_attempts(self, event_ids: Sequence[int], by: int = 1) -> None:
+        """One more try at handling each of the events is starting (``by`` -1: a try counted
+        did not happen after all)."""
+        await self.session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id.in_(list(event_ids)))
+            .values(attempts=InboxEvent.attempts + by)
+        )
+
     async def count_attempt(self, event_id: int) -> None:
         """One more try at handling the event is starting (commit before handling it)."""
         await self.session.execute(
