@@ -86,6 +86,12 @@ class Bridge:
         return False
 
     async def _links(self, session: AsyncSession, channel: Channel) -> list[Channel]:
+        # Looked up once per channel and transaction: a batch of messages shares one look.
+        seen = ConversationRepo(session).seen
+        key = ("links", channel.id)
+        if key in seen:
+            known: list[Channel] = seen[key]
+            return known
         rows = await session.scalars(
             select(BridgeLink).where(
                 BridgeLink.status == "active",
@@ -98,6 +104,7 @@ class Bridge:
             target = await session.get(Channel, other)
             if target is not None:
                 targets.append(target)
+        seen[key] = targets
         return targets
 
     async def _relay(self, event: MessageEvent, ctx: Context) -> None:

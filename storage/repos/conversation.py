@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Channel, Community, Member, Message, MessageCopy
 from storage.repos.communities import new_community
 
+#: The ``session.info`` key of the rows a transaction has looked up or created already (see
+#: :meth:`ConversationRepo.seen`).
+SEEN = "conversation.seen"
+
 
 class ConversationRepo:
-    """Where messages were said and by whom."""
+    """Where messages were said and by whom.
+
+    Channels, members and messages looked up or created are remembered for the rest of the
+    transaction (``session.info``), so that the handlers of one event, and the events of one
+    batch, do not look up the same rows again. Nothing is remembered across transactions:
+    another transaction, or another process, may change them (an opt-out, a link)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    @property
+    def seen(self) -> dict[tuple[Any, ...], Any]:
+        """This transaction's rows by natural key."""
+        found: dict[tuple[Any, ...], Any] = self.session.info.setdefault(SEEN, {})
+        return found
 
     async def community(self, community_id: int) -> Community | None:
         """A community by id."""
@@ -23,13 +41,20 @@ class ConversationRepo:
 
     async def channel(self, platform: str, chat_id: str, thread_id: str | None) -> Channel | None:
         """A known channel, or None."""
-        return await self.session.scalar(
+        key = ("channel", platform, chat_id, thread_id or "")
+        found: Channel | None = self.seen.get(key)
+        if found is not None:
+            return found
+        found = await self.session.scalar(
             select(Channel).where(
                 Channel.platform == platform,
                 Channel.chat_id == chat_id,
                 Channel.thread_id == (thread_id or ""),
             )
         )
+        if found is not None:
+            self.seen[key] = found
+        return found
 
     async def ensure_channel(
         self, platform: str, chat_id: str, thread_id: str | None, title: str | None = None
@@ -56,13 +81,21 @@ class ConversationRepo:
             )
             self.session.add(found)
             await self.session.flush()
+            self.seen[("channel", platform, chat_id, thread_id or "")] = found
         return found
 
     async def member(self, platform: str, user_id: str) -> Member | None:
         """A known member, or None."""
-        return await self.session.scalar(
+        key = ("member", platform, user_id)
+        found: Member | None = self.seen.get(key)
+        if found is not None:
+            return found
+        found = await self.session.scalar(
             select(Member).where(Member.platform == platform, Member.user_id == user_id)
         )
+        if found is not None:
+            self.seen[key] = found
+        return found
 
     async def ensure_member(
         self, platform: str, user_id: str, display_name: str, is_bot: bool = False
@@ -75,6 +108,7 @@ class ConversationRepo:
             )
             self.session.add(found)
             await self.session.flush()
+            self.seen[("member", platform, user_id)] = found
         elif display_name and found.display_name != display_name:
             found.display_name = display_name
         return found
@@ -162,18 +196,36 @@ class ConversationRepo:
         origin: str | None = None,
     ) -> tuple[Message, bool]:
         """Store a message once; returns it and whether it was new."""
-        found = await self.message(channel.id, platform_message_id)
-        if found is not None:
-            return found, False
-        message = Message(
-            channel_id=channel.id,
-            platform_message_id=platform_message_id,
-            member_id=member.id if member else None,
-            text=text,
-            sent_at=sent_at,
-            reply_to=reply_to,
-            origin=origin,
+        key = ("message", channel.id, platform_message_id)
+        known: Message | None = self.seen.get(key)
+        if known is not None:
+            return known, False
+        values = {
+            "channel_id": channel.id,
+            "platform_message_id": platform_message_id,
+            "member_id": member.id if member else None,
+            "text": text,
+            "sent_at": sent_at,
+            "reply_to": reply_to,
+            "origin": origin,
+            "deleted": False,
+        }
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        make = pg_insert if postgres else sqlite_insert
+        # One statement for the usual case (a new message); a message stored before (seen
+        # again) is then looked up.
+        message = await self.session.scalar(
+            make(Message)
+            .values(**values)
+            .on_conflict_do_nothing(
+                index_elements=[Message.channel_id, Message.platform_message_id]
+            )
+            .returning(Message)
         )
-        self.session.add(message)
-        await self.session.flush()
-        return message, True
+        new = message is not None
+        if message is None:
+            message = await self.message(channel.id, platform_message_id)
+            if message is None:  # pragma: no cover - the conflict says it exists
+                raise LookupError(f"message {platform_message_id} in channel {channel.id}")
+        self.seen[key] = message
+        return message, new
