@@ -1,5 +1,6 @@
-"""The report's figures are checked against plain SQL that sqlite3 runs on the store's file,
-so these tests use a SQLite store."""
+"""Stores for the report tests. Figures are checked against plain SQL that sqlite3 runs on
+the store's file (``db``: SQLite); the tests that need no such file run on SQLite and on
+PostgreSQL (``store``), and test_engines.py checks that PostgreSQL gives the SQLite report."""
 
 from __future__ import annotations
 
@@ -10,12 +11,21 @@ import pytest
 
 from storage.engine import Database, sqlite_url
 from tests.conftest import Harness, harness_on
+from tests.engines import ENGINES, store_on
 
 
 @pytest.fixture
 async def db(sqlite_db: Database) -> AsyncIterator[Database]:
     """The SQLite store (the root conftest's ``db`` runs on PostgreSQL too)."""
     yield sqlite_db
+
+
+@pytest.fixture(params=ENGINES)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated, empty store on SQLite, then on PostgreSQL (skipped, with the reason, where
+    no server answers)."""
+    async with store_on(request.param, tmp_path) as database:
+        yield database
 
 
 @pytest.fixture

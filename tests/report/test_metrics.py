@@ -88,7 +88,8 @@ async def test_since_limits_the_period_but_not_who_is_new(db: Database, tmp_path
     )
 
 
-async def test_topics_come_from_kb_tags_and_synonyms(db: Database) -> None:
+async def test_topics_come_from_kb_tags_and_synonyms(store: Database) -> None:
+    db = store
     built = await build(db)
     health = await _health(db, built.a)
     topics = {t.topic: t for t in health.topics[ALL]}
@@ -119,7 +120,8 @@ async def test_topics_come_from_kb_tags_and_synonyms(db: Database) -> None:
     assert topics["driving licence"].questions == exp_licence > 0
 
 
-async def test_bots_never_count(db: Database) -> None:
+async def test_bots_never_count(store: Database) -> None:
+    db = store
     t0 = NOW - timedelta(hours=5)
     async with db.session() as s:
         conv, threads = ConversationRepo(s), ThreadRepo(s)

@@ -55,9 +55,9 @@ async def test_json_figures_equal_plain_sql(db: Database, tmp_path: Path) -> Non
     assert f'href="{a["backlog"][0]["link"]}"' in html
 
 
-async def test_html_is_self_contained(db: Database, tmp_path: Path) -> None:
-    await build(db)
-    report = await build_report(db, DEFAULT_OFFICIAL_DOMAINS, now=NOW)
+async def test_html_is_self_contained(store: Database, tmp_path: Path) -> None:
+    await build(store)
+    report = await build_report(store, DEFAULT_OFFICIAL_DOMAINS, now=NOW)
     _, html_path = write_report(report, tmp_path / "out")
     html = html_path.read_text(encoding="utf-8")
     assert "<script" not in html.casefold()
