@@ -97,7 +97,11 @@ def idf(doc_freq: int, total: int) -> float:
 
 
 def bm25_idf(doc_freq: int, total: int) -> float:
-    """The IDF SQLite's ``bm25()`` uses (floored just above zero for very common terms)."""
+    """The IDF SQLite's ``bm25()`` uses (floored just above zero for very common terms).
+    ``total`` may be an estimate below the true number of documents (see
+    :meth:`storage.repos.search.SearchRepo.document_frequencies`): a term in more documents
+    than that counts as in all of them."""
+    doc_freq = min(doc_freq, total)
     return max(1e-6, math.log((total - doc_freq + 0.5) / (doc_freq + 0.5)))
 
 

@@ -261,3 +261,19 @@ def test_the_margin_is_to_the_best_different_answer() -> None:
     # ...but a different answer scoring close behind is.
     rival = Match("thread", 4, 0.91, "", (("near_best", 0.50),))
     assert gate.decide([top, rival, other]).mode == "suggest"
+
+
+async def test_a_term_in_more_documents_than_the_estimated_total_is_matched(
+    db: Database,
+) -> None:
+    # The document count is estimated from the larger of the two tables (threads, entries);
+    # a term in threads and entries alike can be in more documents than that, which made
+    # every question using it fail (the log of a negative number) once a community had asked
+    # it often enough.
+    async with db.session() as s:
+        await store_entries(FaqRepo(s), starter_entries())
+    entries = len(starter_entries())
+    for n in range(entries + 5):  # more threads than entries: the estimate counts threads
+        await _thread(db, f"How do I get a BSN number? (asked {n} times)", answer=None)
+    matches = await _match(db, "How do I get a BSN number?")
+    assert len(matches) == 5 and all(m.score > 0 for m in matches)
