@@ -215,6 +215,8 @@ async def community_health(
     vocabulary = TopicVocabulary(
         await load.kb_tags(session, community_id), community_synonyms(community)
     )
+    # Each question's topics once, for every scope it is counted in.
+    topics_of = {q.thread_id: vocabulary.of(q.text, q.tags) for q in questions}
 
     buckets: dict[tuple[str, date], _Bucket] = defaultdict(_Bucket)
     for m in messages:
@@ -253,7 +255,7 @@ async def community_health(
             total.extend(bucket)
         figures[scope] = _figures(total, outcomes, since.date() if since else None)
         hours[scope] = _hours(total)
-        topics[scope] = _topics(total.questions, outcomes, vocabulary)
+        topics[scope] = _topics(total.questions, outcomes, topics_of)
     backlog = [
         Waiting(q.thread_id, q.platform, q.asked_at, q.text, q.link)
         for q in questions
@@ -272,12 +274,12 @@ def _hours(b: _Bucket) -> Hours:
 
 
 def _topics(
-    questions: Sequence[QuestionRow], outcomes: _Outcomes, vocab: TopicVocabulary
+    questions: Sequence[QuestionRow], outcomes: _Outcomes, topics_of: dict[int, list[str]]
 ) -> list[Topic]:
     asked: Counter[str] = Counter()
     answered: Counter[str] = Counter()
     for q in questions:
-        for topic in vocab.of(q.text, q.tags):
+        for topic in topics_of[q.thread_id]:
             asked[topic] += 1
             answered[topic] += outcomes.answered(q)
     return [

@@ -49,7 +49,18 @@ class QuestionRow:
     status: str
     text: str
     tags: tuple[str, ...]
-    link: str | None
+    #: Where it was asked (platform, chat id, topic or thread id, channel title) and the
+    #: message's platform id: its link is worked out when asked for (only the questions still
+    #: waiting are shown with one).
+    place: tuple[str, str, str, str | None]
+    message_id: str
+
+    @property
+    def link(self) -> str | None:
+        """A link to the question where the platform has them."""
+        platform, chat, topic, title = self.place
+        channel = Channel(platform=platform, chat_id=chat, thread_id=topic, title=title)
+        return message_link(channel, Message(platform_message_id=self.message_id))
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,9 @@ async def messages(
         .execution_options(yield_per=_BATCH)
     )
     out: list[MessageRow] = []
-    async for member_id, platform, sent_at in await session.stream(query):
-        out.append(MessageRow(member_id, platform, sent_at))
+    # By partitions of rows: iterating the stream row by row awaits (and switches) per row.
+    async for rows in (await session.stream(query)).partitions():
+        out += [MessageRow(member_id, platform, sent_at) for member_id, platform, sent_at in rows]
     return out
 
 
@@ -139,12 +151,20 @@ async def questions(
         )
         .order_by(Thread.asked_at, Thread.id)
     )
-    out = []
-    for tid, platform, chat, topic, title, mid, asker, asked, status, text, tags in rows.all():
-        channel = Channel(platform=platform, chat_id=chat, thread_id=topic, title=title)
-        link = message_link(channel, Message(platform_message_id=mid))
-        out.append(QuestionRow(tid, platform, asker, asked, status, text, tuple(tags or ()), link))
-    return out
+    return [
+        QuestionRow(
+            tid,
+            platform,
+            asker,
+            asked,
+            status,
+            text,
+            tuple(tags or ()),
+            (platform, chat, topic, title),
+            mid,
+        )
+        for tid, platform, chat, topic, title, mid, asker, asked, status, text, tags in rows.all()
+    ]
 
 
 async def answers(

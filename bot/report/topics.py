@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from bot.importing.words import terms as fast_terms
 from faq.normalize import Synonyms, search_terms
 
 
@@ -29,16 +30,22 @@ class TopicVocabulary:
         self.topics: tuple[tuple[str, ...], ...] = tuple(
             sorted(tuple(k.split()) for k in keys if k)
         )
+        # Topics by their first word: a question's terms are looked up one by one, instead of
+        # every topic being searched for in every question (a large community has tens of
+        # thousands of questions and a knowledge base of a hundred tags).
+        self._starting: dict[str, list[tuple[str, ...]]] = {}
+        for topic in self.topics:
+            self._starting.setdefault(topic[0], []).append(topic)
 
     def of(self, question: str, tags: Iterable[str] = ()) -> list[str]:
         """The topics of a question: vocabulary topics found in its text, plus its own tags
         (normalised the same way), each once, sorted."""
-        terms = search_terms(question, self.synonyms)
-        found = {" ".join(t) for t in self.topics if _contains(terms, t)}
+        # search_terms by the import's fast paths (the same terms, tests/importing/test_words.py)
+        terms = fast_terms(question, self.synonyms)
+        found = set()
+        for i, term in enumerate(terms):
+            for topic in self._starting.get(term, ()):
+                if tuple(terms[i : i + len(topic)]) == topic:
+                    found.add(" ".join(topic))
         found.update(k for k in (topic_key(t, self.synonyms) for t in tags) if k)
         return sorted(found)
-
-
-def _contains(terms: list[str], run: tuple[str, ...]) -> bool:
-    n = len(run)
-    return any(tuple(terms[i : i + n]) == run for i in range(len(terms) - n + 1))
