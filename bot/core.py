@@ -82,6 +82,9 @@ MAX_EVENT_ATTEMPTS = 3
 #: Pending events looked at at once: new messages among them are handled in one transaction
 #: (see :meth:`Hub._dispatch_batch`), and a chat waiting for a platform answer is skipped.
 DISPATCH_BATCH = 100
+#: Seconds after which a batch takes no more events: on SQLite intake and senders wait for
+#: the batch's transaction, so a long one would delay storing new updates and sending replies.
+DISPATCH_BATCH_SECONDS = 0.1
 #: Seconds between looks at the outbox when nothing woke the sender.
 SENDER_POLL = 2.0
 #: The outbox row ``meta`` key holding the chunks of a message as they are posted (see
@@ -243,6 +246,8 @@ class Hub:
         self.max_send_attempts = MAX_SEND_ATTEMPTS
         #: Pending events claimed at once (1: each event in its own transaction).
         self.dispatch_batch = DISPATCH_BATCH
+        #: Seconds after which a batch takes no more events.
+        self.dispatch_batch_seconds = DISPATCH_BATCH_SECONDS
         #: Chats of a platform sent to at once (default :data:`SEND_CONCURRENCY`).
         self.send_concurrency = SEND_CONCURRENCY
         #: Rows waiting for one chat beyond which no more are queued for it (0: no bound).
@@ -268,7 +273,7 @@ class Hub:
 
     async def checkpoints(self, platform: str) -> list[tuple[ChannelRef, str]]:
         """Each known channel of ``platform`` with the id of its newest stored message."""
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             rows = await ConversationRepo(session).checkpoints(platform)
         return [(ChannelRef(platform, chat, thread), newest) for chat, thread, newest in rows]
 
@@ -277,7 +282,7 @@ class Hub:
     ) -> list[tuple[str, str]]:
         """Members' messages stored from ``channel`` since ``since`` and not deleted: the
         newest ``limit``, as (platform message id, text), newest first."""
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             return await ConversationRepo(session).recent_messages(
                 channel.platform, channel.chat_id, channel.thread_id, since, limit
             )
@@ -335,7 +340,7 @@ class Hub:
         return or_(InboxEvent.platform.in_(list(self.adapters)), InboxEvent.platform.is_(None))
 
     async def _has_pending(self) -> bool:
-        async with self.db.session() as session:
+        async with self.db.read() as session:
             found = await session.scalar(
                 select(InboxEvent.id).where(InboxEvent.handled_at.is_(None), self._mine()).limit(1)
             )
@@ -374,6 +379,7 @@ class Hub:
         woken: set[str] = set()
         done: list[int] = []
         stopped: int | None = None
+        alone = False  # the event it stopped at is handled alone next
         async with self.db.session() as session:
             rows = (
                 await session.scalars(
@@ -384,7 +390,11 @@ class Hub:
                 )
             ).all()
             repo = InboxRepo(session)
+            ends = time.monotonic() + self.dispatch_batch_seconds
             for row in rows:
+                if done and time.monotonic() > ends:
+                    stopped = row.id  # the rest waits for the next batch
+                    break
                 ctx = Context(self, session)
                 try:
                     failure = await self._run_handlers(
@@ -393,19 +403,19 @@ class Hub:
                 except AskPlatform:
                     # Asked on its own next, with no transaction open; not a counted try.
                     self._uncounted.add(row.id)
-                    stopped = row.id
+                    stopped, alone = row.id, True
                     break
                 if failure is not None:
                     # A real try that failed: counted, and tried again alone.
                     await self._failed(repo, row.id, row.dedup_key, 1, failure)
-                    stopped = row.id
+                    stopped, alone = row.id, True
                     break
                 woken |= ctx.woken
                 done.append(row.id)
             await repo.mark_handled_many(done)
             if stopped is not None:
-                # Not tried yet: claimed again as new (the one it stopped at keeps its count).
-                rest = [r.id for r in rows if r.id > stopped]
+                # Not tried yet: claimed again as new (one to be handled alone keeps its count).
+                rest = [r.id for r in rows if r.id > stopped or (r.id == stopped and not alone)]
                 if rest:
                     await repo.count_attempts(rest, -1)
         return woken, len(done)
@@ -643,7 +653,7 @@ class Hub:
                         # Outcomes first: a send kept in memory must not be taken for
                         # interrupted.
                         await self._record_outcomes()
-                        async with self.db.session() as session:
+                        async with self.db.read() as session:
                             heads = await OutboxRepo(session).heads(platform)
                     except SQLAlchemyError as exc:
                         failure = exc

@@ -84,11 +84,19 @@ def _stop_once(dbapi_conn: Any, _record: Any) -> None:
     driver.stop = stop
 
 
+#: The execution option of an engine whose transactions only read (see Database.read).
+READ_ONLY = "copss_read_only"
+
+
 def _begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads and then writes cannot wait for the lock: SQLite
     # answers "database is locked" at once when another connection wrote in between. Taking
     # the write lock at BEGIN makes every transaction wait its turn (busy_timeout) instead.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A transaction that only reads takes no lock: in WAL mode it never waits for the writer.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 # Set inside Database.session(): a session opened within another (same task) must not wait
@@ -150,6 +158,9 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _stop_once)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = async_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
         # SQLite has one writer, and every transaction here takes the write lock at BEGIN.
         # Connections waiting for it poll (busy_timeout), which is not fair: under a burst a
         # waiter can miss every free moment for longer than busy_timeout and fail with
@@ -215,6 +226,23 @@ class Database:
                     yield session
             finally:
                 _in_session.reset(mark)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads (it is rolled back at the end): on SQLite it neither
+        waits for the writing sessions nor holds them up (in WAL mode a reader sees the last
+        commit and never waits for the writer). Raises :class:`StoreGone` like
+        :meth:`session`."""
+        self.check_still_there()
+        if self._turn is None:
+            async with self._transaction() as session:
+                yield session
+            return
+        async with self._readers() as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncSession]:
