@@ -1,14 +1,15 @@
 """Import speed: a synthetic Telegram Desktop export of N messages into a fresh store.
 
-    .venv/bin/python -m bench.import_speed [--messages 100000] [--dir /tmp/copss-import]
-        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+    .venv/bin/python -m bench.import_speed [--messages 100000] [--runs 3]
+        [--dir /tmp/copss-import] [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 
 Writes ``result.json`` (a supergroup: a third questions, a third replies answering them, a
 third unthreaded chat, some thanks and ✅ reactions), runs ``copss import telegram`` on it in a
 subprocess (COPSS_HOME in the folder: a fresh SQLite store with the search index maintained by
-its triggers) and reports messages/s, the child's CPU time and peak RSS. It then imports the
-same file in-process into another fresh SQLite file to time the import alone and its longest
-write transaction (what a copss running on the same file may have to wait for). With
+its triggers) and reports messages/s, the child's CPU time (also per 100k messages: the
+steadier figure on a shared machine), its peak RSS and the load average. Each run then imports
+the same file in-process into another fresh SQLite file to time the import alone and its
+longest write transaction (what a copss running on the same file may have to wait for). With
 ``--postgres`` (a server URL; a fresh database is made there and dropped) the subprocess run is
 repeated against PostgreSQL. For comparison it inserts the same number of message rows with
 plain ``sqlite3`` ``executemany`` into a fresh file in the same run: the floor of what storing
@@ -22,11 +23,12 @@ import asyncio
 import json
 import os
 import random
-import resource
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 TOPICS = [
@@ -114,18 +116,39 @@ def raw_sqlite(path: Path, n: int) -> float:
     return n / elapsed
 
 
-def run_cli(export: Path, env: dict[str, str]) -> tuple[float, str, float]:
-    """Wall seconds, stdout and CPU seconds of ``copss import telegram`` in a subprocess."""
+@dataclass(frozen=True)
+class Run:
+    """One measured subprocess: its wall time, CPU time (user + sys, every thread), peak RSS
+    and what it printed."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+    stdout: str
+
+
+def measured(command: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
+    """Run ``command`` and measure that process alone (``wait4`` gives its own resource
+    use, where the children's totals would mix every run)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode != 0:
+            raise RuntimeError(err.read())
+        return Run(
+            wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read().strip()
+        )
+
+
+def run_cli(export: Path, env: dict[str, str]) -> Run:
+    """``copss import telegram`` of ``export`` in a subprocess."""
     command = [sys.executable, "-m", "bot.cli", "import", "telegram", str(export), "--quiet"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, done.stdout.strip(), cpu
+    return measured(command, env)
 
 
 async def in_process(export: Path, store: Path) -> tuple[float, float, float, int]:
@@ -148,7 +171,7 @@ async def in_process(export: Path, store: Path) -> tuple[float, float, float, in
         await db.close()
 
 
-async def on_postgres(export: Path, server: str, env: dict[str, str]) -> tuple[float, str, float]:
+async def on_postgres(export: Path, server: str, env: dict[str, str]) -> Run:
     """The subprocess import into a fresh database on the PostgreSQL server ``server``."""
     import asyncpg
 
@@ -163,9 +186,16 @@ async def on_postgres(export: Path, server: str, env: dict[str, str]) -> tuple[f
         await admin.close()
 
 
+def fresh_sqlite(path: Path) -> None:
+    """Remove a SQLite file and its -wal and -shm files."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=100_000)
+    p.add_argument("--runs", type=int, default=3, help="runs of each measurement (default 3)")
     p.add_argument("--dir", type=Path, default=Path("/tmp/copss-import-bench"))
     p.add_argument("--postgres", help="PostgreSQL server URL to repeat the import on")
     args = p.parse_args()
@@ -176,37 +206,39 @@ def main() -> int:
     n = args.messages
     print(f"export: {n} messages, {export.stat().st_size / 1e6:.1f} MB")
     home = folder / "home"
-    for suffix in ("", "-wal", "-shm"):
-        (home / f"copss.db{suffix}").unlink(missing_ok=True)
     env = {**os.environ, "COPSS_HOME": str(home), "COPSS_FETCH_MODEL": "0"}
     env.pop("COPSS_DATABASE_URL", None)
     print(f"command: COPSS_HOME={home} python -m bot.cli import telegram {export} --quiet")
-    try:
-        elapsed, said, cpu = run_cli(export, env)
-    except RuntimeError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(said)
-    print(
-        f"copss import, SQLite: {elapsed:.2f} s wall (process start, validation pass, import) "
-        f"= {n / elapsed:,.0f} messages/s; {cpu:.2f} s CPU; peak RSS {peak_mb:.0f} MB"
-    )
-    store = folder / "inprocess.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(store) + suffix).unlink(missing_ok=True)
-    alone, longest, mean, stored = asyncio.run(in_process(export, store))
-    print(
-        f"import alone (in-process, SQLite): {alone:.2f} s = {n / alone:,.0f} messages/s "
-        f"({stored} stored); transactions: longest {longest * 1000:.0f} ms, "
-        f"mean {mean * 1000:.0f} ms"
-    )
-    if args.postgres:
-        elapsed, said, cpu = asyncio.run(on_postgres(export, args.postgres, env))
-        print(said)
+    per = 100_000 / n
+    for i in range(1, args.runs + 1):
+        fresh_sqlite(home / "copss.db")
+        load = os.getloadavg()[0]
+        try:
+            run = run_cli(export, env)
+        except RuntimeError as exc:
+            print(exc, file=sys.stderr)
+            return 1
         print(
-            f"copss import, PostgreSQL: {elapsed:.2f} s wall = {n / elapsed:,.0f} messages/s; "
-            f"{cpu:.2f} s CPU (the importing process only)"
+            f"run {i}: copss import, SQLite: {run.wall:.2f} s wall (process start, validation "
+            f"pass, import) = {n / run.wall:,.0f} messages/s; {run.cpu:.2f} s CPU "
+            f"({run.cpu * per:.2f} s per 100k messages); peak RSS {run.peak_mb:.0f} MB "
+            f"(load average {load:.2f} -> {os.getloadavg()[0]:.2f})"
+        )
+        store = folder / "inprocess.db"
+        fresh_sqlite(store)
+        alone, longest, mean, stored = asyncio.run(in_process(export, store))
+        print(
+            f"run {i}: import alone (in-process, SQLite): {alone:.2f} s = "
+            f"{n / alone:,.0f} messages/s ({stored} stored); transactions: longest "
+            f"{longest * 1000:.0f} ms, mean {mean * 1000:.0f} ms"
+        )
+    print(run.stdout)
+    if args.postgres:
+        run = asyncio.run(on_postgres(export, args.postgres, env))
+        print(run.stdout)
+        print(
+            f"copss import, PostgreSQL: {run.wall:.2f} s wall = {n / run.wall:,.0f} messages/s; "
+            f"{run.cpu:.2f} s CPU (the importing process only)"
         )
     raw = raw_sqlite(folder / "raw.db", n)
     print(f"raw sqlite3 executemany (1000 rows/transaction, same run): {raw:,.0f} rows/s")
