@@ -33,6 +33,7 @@ from bot import supervision
 from bot.events import (
     ChannelRef,
     Event,
+    MessageEvent,
     Outgoing,
     from_record,
 )
@@ -390,16 +391,23 @@ class Hub:
                 )
             ).all()
             repo = InboxRepo(session)
+            events = [from_record(row.payload) for row in rows]
+            await ConversationRepo(session).prefetch(
+                {(e.channel.platform, e.channel.chat_id) for e in events},
+                {
+                    (e.author.platform, e.author.user_id)
+                    for e in events
+                    if isinstance(e, MessageEvent)
+                },
+            )
             ends = time.monotonic() + self.dispatch_batch_seconds
-            for row in rows:
+            for row, event in zip(rows, events, strict=True):
                 if done and time.monotonic() > ends:
                     stopped = row.id  # the rest waits for the next batch
                     break
                 ctx = Context(self, session)
                 try:
-                    failure = await self._run_handlers(
-                        session, from_record(row.payload), ctx, row.dedup_key, 1
-                    )
+                    failure = await self._run_handlers(session, event, ctx, row.dedup_key, 1)
                 except AskPlatform:
                     # Asked on its own next, with no transaction open; not a counted try.
                     self._uncounted.add(row.id)
