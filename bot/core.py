@@ -400,6 +400,11 @@ class Hub:
                     if isinstance(e, MessageEvent)
                 },
             )
+            for handler in self.handlers:
+                # A handler may look up what the whole batch needs at once.
+                prefetch = getattr(handler, "prefetch", None)
+                if prefetch is not None:
+                    await prefetch(session, events)
             ends = time.monotonic() + self.dispatch_batch_seconds
             for row, event in zip(rows, events, strict=True):
                 if done and time.monotonic() > ends:

@@ -85,6 +85,40 @@ class Bridge:
             await self._follow(event, ctx)
         return False
 
+    async def prefetch(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """Before a batch: the active links of every channel its messages were said in, with
+        one query for the links and one for the channels at their other ends."""
+        repo = ConversationRepo(session)
+        channels: list[Channel] = []
+        for e in events:
+            if isinstance(e, MessageEvent):
+                c = await repo.channel(e.channel.platform, e.channel.chat_id, e.channel.thread_id)
+                if c is not None and ("links", c.id) not in repo.seen:
+                    channels.append(c)
+        if not channels:
+            return
+        ids = [c.id for c in channels]
+        links = (
+            await session.scalars(
+                select(BridgeLink).where(
+                    BridgeLink.status == "active",
+                    or_(BridgeLink.channel_a_id.in_(ids), BridgeLink.channel_b_id.in_(ids)),
+                )
+            )
+        ).all()
+        ends = {link.channel_a_id for link in links} | {link.channel_b_id for link in links}
+        if ends:
+            await session.scalars(select(Channel).where(Channel.id.in_(ends)))
+        for c in channels:
+            targets = []
+            for link in links:
+                if c.id in (link.channel_a_id, link.channel_b_id):
+                    other = link.channel_b_id if link.channel_a_id == c.id else link.channel_a_id
+                    target = await session.get(Channel, other)
+                    if target is not None:
+                        targets.append(target)
+            repo.seen[("links", c.id)] = targets
+
     async def _links(self, session: AsyncSession, channel: Channel) -> list[Channel]:
         # Looked up once per channel and transaction: a batch of messages shares one look.
         seen = ConversationRepo(session).seen
