@@ -101,6 +101,10 @@ def text_of(value: Any) -> str:
 def when(message: dict[str, Any], unix_key: str, iso_key: str) -> datetime | None:
     """A timestamp from ``*_unixtime`` (preferred) or the ISO field; None when neither."""
     raw = message.get(unix_key)
+    if type(raw) is str and len(raw) < 16 and raw.isdigit() and raw.isascii():
+        # The usual form, whole seconds: read as int(float(raw)) would, which is exact for
+        # integers below 2**53 (15 digits).
+        return datetime.fromtimestamp(int(raw), UTC)
     if raw not in (None, ""):
         return datetime.fromtimestamp(int(float(raw)), UTC)
     iso = message.get(iso_key)
@@ -111,6 +115,8 @@ def when(message: dict[str, Any], unix_key: str, iso_key: str) -> datetime | Non
 
 
 def _int_id(value: Any) -> int | None:
+    if type(value) is int:  # the usual case, first
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
