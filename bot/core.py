@@ -180,9 +180,15 @@ class Context:
 
 @dataclass(frozen=True)
 class Batch:
-    """New messages (inbox row ids, oldest first) handled in one transaction."""
+    """New messages handled in one transaction, oldest first: inbox row ids, dedup keys and
+    payloads as claimed."""
 
-    ids: list[int]
+    rows: list[tuple[int, str, dict[str, Any]]]
+
+    @property
+    def ids(self) -> list[int]:
+        """The inbox row ids."""
+        return [row_id for row_id, _, _ in self.rows]
 
 
 class AskPlatform(BaseException):
@@ -382,16 +388,19 @@ class Hub:
         stopped: int | None = None
         alone = False  # the event it stopped at is handled alone next
         async with self.db.session() as session:
-            rows = (
-                await session.scalars(
-                    select(InboxEvent)
-                    .where(InboxEvent.id.in_(batch.ids), InboxEvent.handled_at.is_(None))
-                    .order_by(InboxEvent.id)
-                    .with_for_update()
-                )
-            ).all()
+            # Those another process sharing the store has not handled meanwhile.
+            pending = set(
+                (
+                    await session.scalars(
+                        select(InboxEvent.id)
+                        .where(InboxEvent.id.in_(batch.ids), InboxEvent.handled_at.is_(None))
+                        .with_for_update()
+                    )
+                ).all()
+            )
+            rows = [(i, key) for i, key, _ in batch.rows if i in pending]
+            events = [from_record(payload) for i, _, payload in batch.rows if i in pending]
             repo = InboxRepo(session)
-            events = [from_record(row.payload) for row in rows]
             await ConversationRepo(session).prefetch(
                 {(e.channel.platform, e.channel.chat_id) for e in events},
                 {
@@ -406,29 +415,29 @@ class Hub:
                 if prefetch is not None:
                     await prefetch(session, events)
             ends = time.monotonic() + self.dispatch_batch_seconds
-            for row, event in zip(rows, events, strict=True):
+            for (row_id, key), event in zip(rows, events, strict=True):
                 if done and time.monotonic() > ends:
-                    stopped = row.id  # the rest waits for the next batch
+                    stopped = row_id  # the rest waits for the next batch
                     break
                 ctx = Context(self, session)
                 try:
-                    failure = await self._run_handlers(session, event, ctx, row.dedup_key, 1)
+                    failure = await self._run_handlers(session, event, ctx, key, 1)
                 except AskPlatform:
                     # Asked on its own next, with no transaction open; not a counted try.
-                    self._uncounted.add(row.id)
-                    stopped, alone = row.id, True
+                    self._uncounted.add(row_id)
+                    stopped, alone = row_id, True
                     break
                 if failure is not None:
                     # A real try that failed: counted, and tried again alone.
-                    await self._failed(repo, row.id, row.dedup_key, 1, failure)
-                    stopped, alone = row.id, True
+                    await self._failed(repo, row_id, key, 1, failure)
+                    stopped, alone = row_id, True
                     break
                 woken |= ctx.woken
-                done.append(row.id)
+                done.append(row_id)
             await repo.mark_handled_many(done)
             if stopped is not None:
                 # Not tried yet: claimed again as new (one to be handled alone keeps its count).
-                rest = [r.id for r in rows if r.id > stopped or (r.id == stopped and not alone)]
+                rest = [i for i, _ in rows if i > stopped or (i == stopped and not alone)]
                 if rest:
                     await repo.count_attempts(rest, -1)
         return woken, len(done)
@@ -579,10 +588,11 @@ class Hub:
             for r in ready:
                 if not self._batchable(r):
                     break
-                batch.append(r.id)
+                batch.append((r.id, r.dedup_key, r.payload))
             if len(batch) > 1:
-                await repo.count_attempts(batch)
-                return Batch(batch)
+                claimed = Batch(batch)
+                await repo.count_attempts(claimed.ids)
+                return claimed
             row = ready[0]
             if row.id in self._uncounted:
                 # Its last attempt was cut short by the store, or it was in a batch that

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import Update, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,7 +81,7 @@ class InboxRepo:
     async def mark_handled(self, event_id: int, error: str | None = None) -> None:
         """The event has been handled (or failed for good, with ``error``)."""
         await self.session.execute(
-            update(InboxEvent)
+            _inbox_update()
             .where(InboxEvent.id == event_id)
             .values(handled_at=utcnow(), error=None if error is None else _storable(error))
         )
@@ -90,7 +90,7 @@ class InboxRepo:
         """The events have been handled."""
         if event_ids:
             await self.session.execute(
-                update(InboxEvent)
+                _inbox_update()
                 .where(InboxEvent.id.in_(list(event_ids)))
                 .values(handled_at=utcnow(), error=None)
             )
@@ -99,7 +99,7 @@ class InboxRepo:
         """One more try at handling each of the events is starting (``by`` -1: a try counted
         did not happen after all)."""
         await self.session.execute(
-            update(InboxEvent)
+            _inbox_update()
             .where(InboxEvent.id.in_(list(event_ids)))
             .values(attempts=InboxEvent.attempts + by)
         )
@@ -107,7 +107,7 @@ class InboxRepo:
     async def count_attempt(self, event_id: int) -> None:
         """One more try at handling the event is starting (commit before handling it)."""
         await self.session.execute(
-            update(InboxEvent)
+            _inbox_update()
             .where(InboxEvent.id == event_id)
             .values(attempts=InboxEvent.attempts + 1)
         )
@@ -115,8 +115,14 @@ class InboxRepo:
     async def note_failure(self, event_id: int, error: str) -> None:
         """An attempt failed; the event stays pending, ``error`` says why."""
         await self.session.execute(
-            update(InboxEvent).where(InboxEvent.id == event_id).values(error=_storable(error))
+            _inbox_update().where(InboxEvent.id == event_id).values(error=_storable(error))
         )
+
+
+def _inbox_update() -> Update:
+    # The session's inbox rows are not brought up to date: a batch's session holds many, and
+    # checking each against the statement's criteria cost more than the statement itself.
+    return update(InboxEvent).execution_options(synchronize_session=False)
 
 
 def _storable(error: str) -> str:
