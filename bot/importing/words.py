@@ -199,7 +199,7 @@ def terms(text: str, synonyms: Synonyms = DEFAULT) -> list[str]:
         words = apply_synonyms(words, synonyms)
     if "'" not in "".join(words):
         # No apostrophe (clean leaves no other kind): no contraction or possessive to resolve.
-        return list(dict.fromkeys(w for w in words if is_term(w)))
+        return list(dict.fromkeys(filter(is_term, words)))
     seen: dict[str, None] = {}
     for word in words:
         for part in _split_apostrophe(word) if "'" in word else (word,):

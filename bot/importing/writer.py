@@ -342,25 +342,24 @@ class Writer:
     ) -> tuple[dict[MsgKey, int], set[int]]:
         """Store the batch's messages: the store id of each (new or stored before), and the ids
         of those this batch added (no thread or answer can name them yet)."""
-        by_channel: dict[int, list[ImportedMessage]] = {}
-        for m in batch:
-            by_channel.setdefault(self._places[m.channel.key].channel_id, []).append(m)
         ids: dict[MsgKey, int] = {}
         fresh: set[int] = set()
         at = raw.time
         members = self._members
-        for channel_id, messages in by_channel.items():
+        for channel_id, messages in self._by_channel(batch).items():
+            # One store channel: one platform and chat (what a message's key is made of).
+            platform, chat = messages[0].channel.platform, messages[0].channel.chat_id
             pmids = [m.message_id for m in messages]
             # Without RETURNING, the ids are looked up after the insert, and on PostgreSQL
             # (whose driver does not count the rows a statement added) the stored ones before.
             existing = self._ids_in(raw, channel_id, pmids) if not raw.returning else {}
             rows = []
-            for m in _unique(messages):
+            for m in messages if len(set(pmids)) == len(pmids) else _unique(messages):
                 if m.message_id in existing:
                     continue
-                member = (
-                    None if m.author_id is None else members.get((m.channel.platform, m.author_id))
-                )
+                author = m.author_id
+                member = None if author is None else members.get((platform, author))
+                edited = m.edited_at
                 rows.append(
                     (
                         channel_id,
@@ -370,7 +369,7 @@ class Writer:
                         m.reply_to,
                         None,
                         at(m.sent_at),
-                        None if m.edited_at is None else at(m.edited_at),
+                        None if edited is None else at(edited),
                         False,
                     )
                 )
@@ -384,8 +383,8 @@ class Writer:
                 self.stats.messages += len(added)
                 existing = {str(pmid): int(mid) for pmid, mid in added}
                 fresh.update(existing.values())
-                stored = [p for p in pmids if p not in existing]
-                if stored:  # in the store before (or twice in the batch)
+                if len(existing) < len(pmids):  # in the store before (or twice in the batch)
+                    stored = [p for p in pmids if p not in existing]
                     existing.update(self._ids_in(raw, channel_id, stored))
             elif rows:
                 raw.insert(statement, rows)
@@ -393,11 +392,23 @@ class Writer:
                 before = set(existing.values())
                 existing = self._ids_in(raw, channel_id, pmids)
                 fresh.update(i for i in existing.values() if i not in before)
-            for m in messages:
-                found = existing.get(m.message_id)
+            for pmid in pmids:
+                found = existing.get(pmid)
                 if found is not None:
-                    ids[key_of(m)] = found
+                    ids[(platform, chat, pmid)] = found
         return ids, fresh
+
+    def _by_channel(self, batch: list[ImportedMessage]) -> dict[int, list[ImportedMessage]]:
+        """The batch's messages by store channel id, in batch order."""
+        # A reader makes one channel object per channel: each is looked up once.
+        places: dict[int, int] = {}
+        by_channel: dict[int, list[ImportedMessage]] = {}
+        for m in batch:
+            channel_id = places.get(id(m.channel))
+            if channel_id is None:
+                channel_id = places[id(m.channel)] = self._places[m.channel.key].channel_id
+            by_channel.setdefault(channel_id, []).append(m)
+        return by_channel
 
     def _ids_in(self, raw: Raw, channel_id: int, pmids: list[str]) -> dict[str, int]:
         rows = raw.rows(
