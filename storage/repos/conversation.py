@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from storage.models import Channel, Community, Member, Message, MessageCopy
 from storage.repos.communities import new_community
@@ -238,18 +239,25 @@ class ConversationRepo:
         }
         postgres = self.session.get_bind().dialect.name == "postgresql"
         make = pg_insert if postgres else sqlite_insert
-        # One statement for the usual case (a new message); a message stored before (seen
-        # again) is then looked up.
-        message = await self.session.scalar(
-            make(Message)
+        table = cast(Table, Message.__table__)
+        # One Core statement for the usual case (a new message; the ORM's own INSERT ...
+        # RETURNING costs several times as much), the row then joins the session as if loaded;
+        # a message stored before (seen again) is looked up.
+        new_id = await self.session.scalar(
+            make(table)
             .values(**values)
             .on_conflict_do_nothing(
-                index_elements=[Message.channel_id, Message.platform_message_id]
+                index_elements=[table.c.channel_id, table.c.platform_message_id]
             )
-            .returning(Message)
+            .returning(table.c.id)
         )
-        new = message is not None
-        if message is None:
+        new = new_id is not None
+        message: Message | None
+        if new_id is not None:
+            message = Message(id=new_id, edited_at=None, **values)
+            make_transient_to_detached(message)
+            self.session.add(message)
+        else:
             message = await self.message(channel.id, platform_message_id)
             if message is None:  # pragma: no cover - the conflict says it exists
                 raise LookupError(f"message {platform_message_id} in channel {channel.id}")
