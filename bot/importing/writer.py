@@ -79,6 +79,8 @@ class Writer:
         self.stats = ImportStats()
         self._places: dict[ChannelKey, _Place] = {}
         self._members: dict[tuple[str, str], tuple[int, bool]] = {}
+        #: The members among them who opted out.
+        self._opted: set[tuple[str, str]] = set()
         self._threads: Bounded[MsgKey, int] = Bounded(memory)
         # Each dialect's module is imported only when its store is used (copss import starts
         # faster without the other one).
@@ -119,7 +121,7 @@ class Writer:
         authors = {(m.channel.platform, m.author_id) for m in batch if m.author_id is not None}
         if any(c.key not in self._places for c in channels) or not authors.issubset(self._members):
             await self._transaction(lambda conn: self._know(conn, batch))
-        if any(self._opted_out_key(a) for a in authors):
+        if not self._opted.isdisjoint(authors):
             kept = [m for m in batch if not self._opted_out(m)]
             self.stats.skipped += len(batch) - len(kept)
         else:
@@ -215,6 +217,8 @@ class Writer:
                 )
                 for user, member_id, opted_out in rows:
                     self._members[(platform, user)] = (int(member_id), bool(opted_out))
+                    if opted_out:
+                        self._opted.add((platform, user))
 
         load()
         missing = [
@@ -236,13 +240,7 @@ class Writer:
             load()
 
     def _opted_out(self, m: ImportedMessage) -> bool:
-        if m.author_id is None:
-            return False
-        return self._opted_out_key((m.channel.platform, m.author_id))
-
-    def _opted_out_key(self, member: tuple[str, str]) -> bool:
-        found = self._members.get(member)
-        return found is not None and found[1]
+        return m.author_id is not None and (m.channel.platform, m.author_id) in self._opted
 
     def _fetch_parents(self, conn: Connection, wanted: set[MsgKey]) -> None:
         """Teach the builder the reply targets it does not remember that the store has in a
