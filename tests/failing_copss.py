@@ -8,10 +8,10 @@ import asyncio
 import signal
 import sys
 
-from bot import cli, core
+from bot import cli, core, dispatch
 
 _run_dispatcher = core.Hub.run_dispatcher
-_dispatch_pending = core.Hub.dispatch_pending
+_dispatch_pending = dispatch.Dispatcher.dispatch_pending
 failing = asyncio.Event()
 
 
@@ -20,13 +20,13 @@ async def run_dispatcher(self: core.Hub) -> None:
 
     def fail() -> None:
         failing.set()
-        self._inbox_ready.set()
+        self.dispatcher._inbox_ready.set()
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, fail)
     await _run_dispatcher(self)
 
 
-async def dispatch_pending(self: core.Hub) -> int:
+async def dispatch_pending(self: dispatch.Dispatcher) -> int:
     """Fail (outside any transaction) once asked to."""
     if failing.is_set():
         raise RuntimeError("the dispatcher failed (simulated)")
@@ -34,7 +34,7 @@ async def dispatch_pending(self: core.Hub) -> int:
 
 
 core.Hub.run_dispatcher = run_dispatcher  # type: ignore[method-assign]
-core.Hub.dispatch_pending = dispatch_pending  # type: ignore[method-assign]
+dispatch.Dispatcher.dispatch_pending = dispatch_pending  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(cli.main(["run"]))

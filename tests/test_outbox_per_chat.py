@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 import bot.core
+import bot.sender
 import bot.supervision
 from adapters.base import Adapter, EventSink, Progress
 from bot.core import Context, Hub
@@ -110,7 +111,7 @@ async def test_a_flooded_chat_waits_alone_and_keeps_its_order(tmp_path: Path) ->
 async def test_failing_chat_goes_dead_then_admin_sees_and_retries_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bot.core, "BACKOFF_BASE", 0.05)
+    monkeypatch.setattr(bot.sender, "BACKOFF_BASE", 0.05)
     async with FailingChats(token=DEFAULT_TOKEN) as api, _copss(api, tmp_path) as h:
         assert h.app is not None and h.app.hub is not None
         h.app.hub.max_send_attempts = 3
@@ -266,7 +267,7 @@ async def test_a_send_whose_outcome_the_store_refused_keeps_its_chat_lease(
         Hub(pg, [Recorder("one", sent, all_in)], []),
         Hub(other, [Recorder("two", sent, all_in)], []),
     )
-    real_finish = one._finish
+    real_finish = one.sender._finish
     refused: list[int] = []
 
     async def finish_once_refused(row: OutboxMessage, *args: Any, **kw: Any) -> None:
@@ -275,7 +276,7 @@ async def test_a_send_whose_outcome_the_store_refused_keeps_its_chat_lease(
             raise OperationalError("UPDATE outbox", {}, Exception("connection lost"))
         await real_finish(row, *args, **kw)
 
-    one._finish = finish_once_refused  # type: ignore[method-assign]
+    one.sender._finish = finish_once_refused  # type: ignore[method-assign]
     async with pg.session() as s:
         for n in range(24):
             await OutboxRepo(s).add(

@@ -120,7 +120,7 @@ async def test_store_failure_is_retried_not_fatal(
     monkeypatch.setattr(bot.supervision, "STORE_RETRY", 0.01)
     hub = copss.app.hub
     assert hub is not None
-    real_finish = hub._finish
+    real_finish = hub.sender._finish
     failures = [OperationalError("UPDATE outbox", {}, Exception("database is locked"))]
 
     async def flaky_finish(*args: object, **kwargs: object) -> None:
@@ -128,7 +128,7 @@ async def test_store_failure_is_retried_not_fatal(
             raise failures.pop()
         await real_finish(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(hub, "_finish", flaky_finish)
+    monkeypatch.setattr(hub.sender, "_finish", flaky_finish)
     await copss.say("How do I get a BSN number?", "alice")
     said = copss.said()
     # The send whose result could not be recorded is sent again: the reply arrives.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import bot.core
+import bot.sender
 from adapters.console import ConsoleAdapter
 from bot.app import App
 from bot.config import Config, StorageConfig
@@ -27,7 +27,7 @@ ALICE, ADMIN = 501, 502
 async def test_two_processes_bridge_through_one_postgres_store(
     pg: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bot.core, "SENDER_POLL", 0.1)
+    monkeypatch.setattr(bot.sender, "SENDER_POLL", 0.1)
     url = pg.url.render_as_string(hide_password=False)
     async with FakeTelegramAPI(token=DEFAULT_TOKEN) as api:
         api.add_chat(GROUP, "supergroup", title="Expats NL")

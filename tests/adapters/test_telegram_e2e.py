@@ -124,9 +124,9 @@ async def test_burst_of_500_with_faults_delivered_once_in_order(
 ) -> None:
     # The seven faults all hit the chat's first row (order holds), so its backoff doubles each
     # time: from copss's 1 s that is up to 127 s in all; scaled down like the rate limits.
-    import bot.core
+    import bot.sender
 
-    monkeypatch.setattr(bot.core, "BACKOFF_BASE", 0.05)
+    monkeypatch.setattr(bot.sender, "BACKOFF_BASE", 0.05)
     api = tg.api
     api.enforce_rate_limits(time_scale=TIME_SCALE, tolerance=0.002)
     api.inject("sendMessage", ServerError(502), times=3)
