@@ -4,7 +4,7 @@ with the sender."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,27 @@ CHUNKS = "chunks"
 #: not have arrived: sent again, or not (see docs/reliability.md).
 AT_LEAST_ONCE = "at_least_once"
 AT_MOST_ONCE = "at_most_once"
+
+
+class OutboxMeta(TypedDict, total=False):
+    """What an outbox row's ``meta`` (JSON) may hold, by the part of copss that reads it."""
+
+    #: The row edits or deletes an earlier message instead of posting one.
+    action: Literal["edit", "delete"]
+    #: The platform id of the message an edit or delete acts on (its first chunk) ...
+    message_id: str
+    #: ... and of every chunk of it as queued (the sender's prepare hook brings it up to date).
+    message_ids: list[str]
+    #: The chunks posted so far (:data:`CHUNKS`, :class:`adapters.base.Progress` as a record).
+    chunks: dict[str, Any]
+    #: The suggestions this reply shows (``suggestion.bot_message_id`` is set once it is sent).
+    suggestion_ids: list[int]
+    #: A bridged copy: the channel it goes to, the stored original it copies, the original it
+    #: answers (its copy on the target side is replied to), and the copy an edit/delete acts on.
+    target_channel_id: int
+    copy_of: int
+    reply_original_id: int
+    copy_id: int
 
 
 def sent_chunks(row: OutboxMessage) -> list[str]:
@@ -53,7 +74,7 @@ class Context:
         out: Outgoing,
         *,
         key: str | None = None,
-        meta: dict[str, Any] | None = None,
+        meta: OutboxMeta | None = None,
         delivery: str | None = None,
     ) -> OutboxMessage | None:
         """Queue a message in this transaction; ``key`` makes it queued at most once.
@@ -79,7 +100,7 @@ class Context:
             reply_to=out.reply_to,
             as_name=out.as_name,
             origin=out.origin,
-            meta=meta or {},
+            meta=dict(meta or {}),
             delivery=delivery or (AT_LEAST_ONCE if out.as_name else AT_MOST_ONCE),
         )
         added = await OutboxRepo(self.session).add(row)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.context import OutboxMeta
 from bot.core import Context, sent_chunks
 from bot.events import ChannelRef, DeleteEvent, EditEvent, Event, MessageEvent, Outgoing
 from storage.models import BridgeLink, Channel, Member, Message, MessageCopy, OutboxMessage
@@ -172,7 +174,7 @@ class Bridge:
         for target in targets:
             if not await self._room(ctx, target, event):
                 continue
-            meta: dict[str, object] = {"target_channel_id": target.id}
+            meta: OutboxMeta = {"target_channel_id": target.id}
             if message is not None:
                 meta["copy_of"] = message.id
             if parent is not None:
@@ -233,6 +235,7 @@ class Bridge:
             else None
         )
         for copy, target in rows.all():
+            action: Literal["edit", "delete"]
             if isinstance(event, EditEvent):
                 key = f"relay-edit:{copy.id}:{event.edited_at.isoformat()}"
                 text = event.text
