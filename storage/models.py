@@ -244,7 +244,11 @@ class InboxEvent(Base):
     """An incoming event, stored before it is handled (``handled_at`` NULL until then)."""
 
     __tablename__ = "inbox"
-    __table_args__ = (Index("ix_inbox_pending", "handled_at"),)
+    __table_args__ = (
+        Index("ix_inbox_pending", "handled_at"),
+        # Each process claims the pending events of its own platforms (migration 2).
+        Index("ix_inbox_platform_pending", "platform", "handled_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
     #: The platform the event came from: each process handles the events of its own adapters.

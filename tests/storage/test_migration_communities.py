@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from faq.normalize import search_text
 from storage.engine import Database
-from storage.migrations import DEFAULT_COMMUNITY, _communities_per_chat
+from storage.legacy_migrations import _communities_per_chat
+from storage.migrations import DEFAULT_COMMUNITY
 from storage.models import BridgeLink, Channel, Community, FaqEntry, Member, Message, Thread
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
