@@ -89,6 +89,15 @@ def _ts_lexeme(term: str) -> str:
     return f"{root}:*" if len(root) >= 4 else _ts_word(term)
 
 
+def _remembered(store: str, term: str, count: int, now: float) -> int:
+    """``count``, kept in the frequency cache when the term is common enough to be worth it."""
+    if count >= FREQ_CACHE_MIN:
+        if len(_freq_cache) >= _FREQ_CACHE_SIZE:
+            _freq_cache.clear()
+        _freq_cache[(store, term)] = (count, now + FREQ_TTL)
+    return count
+
+
 class SearchRepo:
     """Full-text candidates for a list of normalised search terms."""
 
@@ -151,11 +160,7 @@ class SearchRepo:
                 self._max_key = int(count or 0)
                 total = self._max_key // 2
                 continue
-            found[str(term)] = int(count)
-            if count >= FREQ_CACHE_MIN:
-                if len(_freq_cache) >= _FREQ_CACHE_SIZE:
-                    _freq_cache.clear()
-                _freq_cache[(store, str(term))] = (int(count), now + FREQ_TTL)
+            found[str(term)] = _remembered(store, str(term), int(count), now)
         return {t: found.get(s, 0) for t, s in stems.items()}, max(1, total)
 
     async def _postgres_frequencies(self, terms: list[str]) -> tuple[dict[str, int], int]:
@@ -185,11 +190,7 @@ class SearchRepo:
             if lexeme is None:
                 total = int(count or 0)
                 continue
-            found[str(lexeme)] = int(count)
-            if count >= FREQ_CACHE_MIN:
-                if len(_freq_cache) >= _FREQ_CACHE_SIZE:
-                    _freq_cache.clear()
-                _freq_cache[(store, str(lexeme))] = (int(count), now + FREQ_TTL)
+            found[str(lexeme)] = _remembered(store, str(lexeme), int(count), now)
         return {t: found.get(w, 0) if w else 0 for t, w in lexemes.items()}, max(1, total)
 
     def _budgeted(self, terms: list[str], freq: dict[str, int] | None) -> tuple[list[str], float]:
