@@ -50,6 +50,9 @@ DISPATCH_BATCH = 100
 #: Seconds after which a batch takes no more events: on SQLite intake and senders wait for
 #: the batch's transaction, so a long one would delay storing new updates and sending replies.
 DISPATCH_BATCH_SECONDS = 0.1
+#: Seconds before looking again at pending events none of which could be claimed (another
+#: process sharing the store holds them).
+PENDING_RECHECK = 0.05
 #: Immediate re-runs of an event's handlers after a deadlock or serialization failure, before
 #: the dispatcher waits for the store as after any other store failure.
 RACE_RETRIES = 3
@@ -108,10 +111,13 @@ class Dispatcher:
                     # (that is not idle); the answer wakes the dispatcher.
                     if self._asking:
                         handled = await self.dispatch_pending()
+                    elif await self._has_pending():
+                        # Stored since the last claim, or held by another process sharing
+                        # the store: not idle; look again shortly (no busy loop).
+                        await asyncio.sleep(PENDING_RECHECK)
+                        continue
                     else:
                         self.idle.set()
-                        if await self._has_pending():
-                            continue
             except SQLAlchemyError as exc:
                 # The store is unreachable, locked or read-only for now: nothing was marked
                 # handled, so the same events come round again once it answers.

@@ -199,3 +199,24 @@ async def test_a_poisoned_event_in_a_batch_is_parked_alone_and_the_rest_succeed(
         assert ids == sorted(ids), chat
     assert all(r.handled_at is not None and r.error is None for r in rows.values())
     assert {r.attempts for r in rows.values()} == {1}
+
+
+async def test_an_event_another_process_holds_keeps_the_hub_from_idle(store: Database) -> None:
+    if store.is_sqlite:
+        pytest.skip("one process at a time on a SQLite store: no other process holds a row")
+    recorder = Recorder()
+    hub = Hub(store, [Quiet()], [recorder])
+    await hub.sink(message(1))
+    # Another process sharing the store is handling it (its transaction holds the row).
+    async with store.session() as other:
+        row = await other.scalar(select(InboxEvent).with_for_update())
+        assert row is not None
+        async with dispatching(hub):
+            await asyncio.sleep(0.5)
+            assert not hub.idle.is_set()  # pending, only not claimable here
+            row.handled_at = datetime.now(UTC)
+    # The other process committed: nothing is pending, the hub is idle, nothing ran here.
+    async with dispatching(hub):
+        async with asyncio.timeout(5):
+            await hub.settled()
+    assert recorder.texts == []
