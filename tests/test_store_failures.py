@@ -35,6 +35,8 @@ from storage.repos.queues import OutboxRepo
 from tests.conftest import BASE_URL
 from tests.test_cli import copss
 
+pytestmark = pytest.mark.faults
+
 
 @contextlib.contextmanager
 def read_only(path: Path) -> Iterator[None]:
@@ -200,7 +202,8 @@ async def test_store_failing_while_running_logs_one_line_per_failure_backing_off
     caplog.set_level(logging.INFO)
     db, hub, handled = await _hub_with_work(tmp_path)
     try:
-        tasks = await _run_unwritable(db, hub, 1.6)
+        # Long enough for four failures of each with their waits (0.75 s) on a busy machine.
+        tasks = await _run_unwritable(db, hub, 2.5)
         # Writable again: the event is handled and the message marked sent, no restart needed.
         async with asyncio.timeout(5):
             await hub.settled()
