@@ -19,7 +19,7 @@ from storage.models import InboxEvent, Member, Message, Thread
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_delivery_policy import Process
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 GROUPS = [-1001000000000 - n for n in range(8)]
 MEMBERS = list(range(5000, 5012))

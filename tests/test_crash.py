@@ -15,7 +15,7 @@ from sqlalchemy import select
 from storage.engine import Database, sqlite_url
 from storage.models import InboxEvent, Message, Thread
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
 def start(tmp_path: Path) -> subprocess.Popen[str]:

@@ -26,7 +26,7 @@ from storage.repos.conversation import ConversationRepo
 from tests.adapters.tg_harness import GROUP, TelegramHarness
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI, JSONDict
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 SCRIPT = Path(__file__).with_name("copss_for_tests.py")
 REPO = SCRIPT.parent.parent

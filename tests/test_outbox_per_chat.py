@@ -27,6 +27,8 @@ from storage.repos.queues import OutboxRepo
 from tests.adapters.tg_harness import TelegramHarness
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI, JSONDict, TelegramAPIError
 
+pytestmark = pytest.mark.faults
+
 CHAT_A, CHAT_B = -1001000000001, -1001000000002
 ADMIN, MEMBER = 7001, 7002
 

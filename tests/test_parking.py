@@ -22,6 +22,8 @@ from storage.migrations import upgrade
 from storage.models import InboxEvent
 from tests.engines import ENGINES, store_on
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture(params=ENGINES)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:

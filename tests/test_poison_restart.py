@@ -17,7 +17,7 @@ from sqlalchemy import select
 from storage.engine import Database, sqlite_url
 from storage.models import InboxEvent, Thread
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 REPO = Path(__file__).resolve().parent.parent
 POISON = "POISON " + "p" * 1_000

@@ -21,7 +21,7 @@ from tests.adapters.tg_harness import GROUP, TelegramHarness
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.test_store_failures import read_only
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 ALICE = 4242
 QUESTION = "How do I get a BSN number?"

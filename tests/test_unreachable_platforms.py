@@ -38,7 +38,7 @@ from tests.adapters.tg_harness import GROUP, scaled_limits
 from tests.fakes.discord_gateway import FakeDiscord
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 SCRIPT = Path(__file__).with_name("copss_for_tests.py")
 #: On the script's path ahead of its own folder, where tests/faq would shadow the faq package.

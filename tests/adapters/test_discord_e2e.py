@@ -300,6 +300,7 @@ async def test_stats_needs_manage_server_asked_of_discord_each_time(dc: DiscordH
 TOPICS = ["a BSN number", "DigiD", "health insurance", "a GP", "a bank account"]
 
 
+@pytest.mark.faults
 async def test_drops_and_restart_lose_nothing_and_repeat_nothing(dc: DiscordHarness) -> None:
     fake = dc.fake
     posted: list[JSON] = []
@@ -354,6 +355,7 @@ async def test_drops_and_restart_lose_nothing_and_repeat_nothing(dc: DiscordHarn
     assert await answers_to(dc, int(thread_q["id"])) == [str(posted[-2]["id"])]
 
 
+@pytest.mark.faults
 async def test_429_storm_delays_but_drops_nothing(dc: DiscordHarness) -> None:
     fake = dc.fake
     route = r"/channels/\d+/messages"

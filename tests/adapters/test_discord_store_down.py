@@ -18,6 +18,8 @@ from storage.models import InboxEvent
 from storage.repos.queues import InboxRepo
 from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake
 
+pytestmark = pytest.mark.faults
+
 GUILD, GENERAL, ALICE = 910_000_000_000_000_001, 910_000_000_000_000_010, 910_000_000_000_000_100
 
 

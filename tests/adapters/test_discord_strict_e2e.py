@@ -23,6 +23,8 @@ from tests.adapters.dc_harness import MENU, TOKEN, WAIT, DiscordHarness, PortalF
 from tests.fakes.discord_gateway import LoseResponse, patch_discord
 from tests.fakes.discord_ratelimits import RouteLimit
 
+pytestmark = pytest.mark.faults
+
 GUILD = 950_000_000_000_000_001
 GENERAL, RANDOM = 950_000_000_000_000_010, 950_000_000_000_000_011
 CROWD = [950_000_000_000_000_100 + i for i in range(8)]

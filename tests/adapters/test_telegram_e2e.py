@@ -119,6 +119,7 @@ async def test_html_is_escaped_and_long_text_split(tg: TelegramHarness) -> None:
     ) == len(body)
 
 
+@pytest.mark.faults
 async def test_burst_of_500_with_faults_delivered_once_in_order(
     tg: TelegramHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,6 +158,7 @@ async def test_burst_of_500_with_faults_delivered_once_in_order(
     assert set(states) == {"sent"} and len(states) == 500
 
 
+@pytest.mark.faults
 async def test_restart_mid_stream_loses_nothing_and_repeats_nothing(tg: TelegramHarness) -> None:
     api = tg.api
     topics = [

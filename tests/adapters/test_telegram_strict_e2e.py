@@ -19,6 +19,8 @@ from tests.adapters.tg_harness import GROUP, TelegramHarness
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI
 from tests.fakes.telegram_html import utf16_len
 
+pytestmark = pytest.mark.faults
+
 #: What a member may type that Telegram's HTML mode would refuse or change if copss passed
 #: it on unescaped: tags Telegram knows, tags it does not, unclosed and stray tags, an end
 #: tag with nothing open, references it would decode, and a bare ampersand.

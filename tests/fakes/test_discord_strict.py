@@ -21,6 +21,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import discord
 
+pytestmark = pytest.mark.faults
+
 TOKEN = "fake-strict-token"
 GUILD = 940_000_000_000_000_001
 GENERAL, RANDOM = 940_000_000_000_000_010, 940_000_000_000_000_011
