@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +22,7 @@ from bot.features.bridge import Bridge
 from bot.features.commands import Services, build_commands
 from bot.features.migration import migrate_chat
 from bot.features.qa import QaFeature, record_suggestion_message
+from bot.leadership import Leadership, TakesTurns
 from bot.logs import register_secret
 from bot.semantic_setup import Semantic, gate_of, start_semantic
 from bot.store_setup import export_dir, prepare_store
@@ -72,6 +73,18 @@ def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> 
     return adapters
 
 
+def take_turns(
+    db: Database, adapters: Sequence[Adapter], on_lead: Callable[[], None] | None = None
+) -> None:
+    """Adapters that may receive in one process at a time (Telegram's getUpdates and webhook)
+    receive only while this process leads among those on the PostgreSQL store ``db``;
+    ``on_lead`` is called whenever this process comes to lead."""
+    for adapter in adapters:
+        if isinstance(adapter, TakesTurns):
+            leadership = Leadership(db, f"{adapter.platform} receiver", on_lead=on_lead)
+            adapter.receive_turn = leadership.run
+
+
 class App:
     """copss as one process: open with ``async with``, then ``await run()``."""
 
@@ -112,6 +125,10 @@ class App:
             sent_hooks=[record_suggestion_message, bridge.record_copy],
             prepare_hooks=[bridge.resolve_reply],
         )
+        if self.db.dialect == "postgresql":
+            # A process taking over from a receiver that died also takes over the events that
+            # one stored and had not handled: its dispatcher looks at the inbox then.
+            take_turns(self.db, adapters, on_lead=self.hub.dispatcher.wake)
         return self
 
     async def __aexit__(

@@ -15,7 +15,7 @@ import html
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -158,6 +158,11 @@ class TelegramAdapter(Adapter):
                 max_retries=0,
             ),
         )
+        #: Runs the receiving (the getUpdates loop, or the webhook server) when this process
+        #: may receive, returning when it ends; None: receive at once. Several processes on
+        #: one store poll one at a time (Telegram ends a getUpdates when another one with the
+        #: same token comes in, 409 Conflict): bot.app hands in a store-wide leadership.
+        self.receive_turn: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None
         self.username = ""
         self._closed = asyncio.Event()
         self._offset: int | None = None
@@ -186,12 +191,17 @@ class TelegramAdapter(Adapter):
         if self.commands:
             with contextlib.suppress(TelegramError):
                 await self.bot.set_my_commands([BotCommand(n, d) for n, d in self.commands])
-        try:
+
+        async def receive() -> None:
             if self.mode == "webhook":
                 await self._run_webhook(sink)
             else:
                 await self.bot.delete_webhook()
                 await self._poll(sink)
+
+        try:
+            # Sending works from here on, also while another process has the turn to receive.
+            await (receive() if self.receive_turn is None else self.receive_turn(receive))
         except NetworkError as exc:
             # Lost between logging in and receiving (deleteWebhook, setWebhook); once
             # polling, _poll retries by itself.

@@ -191,6 +191,8 @@ class Call:
         fault: ``repr`` of the injected fault or ``"rate_limit"``, if one was applied.
         content_type: The request's Content-Type (PTB sends form-urlencoded, or multipart
             when uploading files).
+        peer: The client's (host, port): tells apart the connections, and so the processes,
+            that call (several copss processes on one bot).
     """
 
     method: str
@@ -203,6 +205,7 @@ class Call:
     response: JSONDict | None = None
     fault: str | None = None
     content_type: str = ""
+    peer: tuple[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -1393,6 +1396,7 @@ class FakeTelegramAPI:
             at=time.monotonic(),
             http_method=request.method,
             content_type=request.content_type if request.can_read_body else "",
+            peer=request.transport.get_extra_info("peername") if request.transport else None,
         )
         try:
             call.params, call.raw, call.files = await self._read_params(request)
