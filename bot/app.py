@@ -41,7 +41,7 @@ def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> 
     """The adapters the configuration switches on; ``commands`` is the menu to announce."""
     adapters: list[Adapter] = []
     tg = config.telegram
-    if tg.token is not None:
+    if tg.token is not None and config.serves("telegram"):
         from adapters.telegram import TelegramAdapter
 
         register_secret(tg.token.reveal())
@@ -59,12 +59,18 @@ def build_adapters(config: Config, commands: Sequence[tuple[str, str]] = ()) -> 
         register_secret(telegram.webhook_secret or "")
         adapters.append(telegram)
     dc = config.discord
-    if dc.token is not None:
+    if dc.token is not None and config.serves("discord"):
         from adapters.discord import DiscordAdapter
 
         register_secret(dc.token.reveal())
         adapters.append(
-            DiscordAdapter(dc.token.reveal(), commands=commands, command_prefix=dc.command_prefix)
+            DiscordAdapter(
+                dc.token.reveal(),
+                commands=commands,
+                command_prefix=dc.command_prefix,
+                shard_count=dc.shard_count or None,
+                shard_ids=dc.shard_ids,
+            )
         )
     if config.console_enabled:
         from adapters.console import ConsoleAdapter

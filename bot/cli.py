@@ -13,7 +13,7 @@ from pathlib import Path
 
 from adapters.base import AdapterError
 from bot import __version__
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, load_config, with_role
 from bot.importing.records import ImportFileError
 from bot.logs import setup_logging
 from bot.store_setup import prepare_store
@@ -40,10 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
+    run = sub.add_parser(
         "run",
         parents=[common],
         help="run the bot (console when no platform token is configured)",
+    )
+    run.add_argument(
+        "--role",
+        metavar="PLATFORMS",
+        help="serve only these platforms, comma-separated: telegram, discord, console "
+        "(default: the config's [run] role, else every configured platform)",
     )
     ask = sub.add_parser(
         "ask", parents=[common], help="show the best matches for a question, with scores"
@@ -285,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config(args.config)
         setup_logging(args.log_level or config.log_level)
         if args.command == "run":
+            if args.role is not None:
+                config = with_role(config, args.role)
             return asyncio.run(_run(config))
         if args.command == "ask":
             return asyncio.run(_ask(config, " ".join(args.text), args.json, args.limit))

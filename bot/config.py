@@ -83,6 +83,12 @@ class DiscordConfig:
 
     token: Secret | None = None
     command_prefix: str = "!"
+    #: Gateway shards: how many the bot has in all (0: no sharding, one connection), and
+    #: which of them this process runs (empty: every one). Several processes on one
+    #: PostgreSQL store split the shards between them; Discord sends each server's events
+    #: to the shard ``(server id >> 22) % shard_count`` only.
+    shard_count: int = 0
+    shard_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,19 @@ class ReportConfig:
     official_domains: tuple[str, ...] = DEFAULT_OFFICIAL_DOMAINS
 
 
+#: What a process can serve: ``copss run --role`` and ``[run] role`` name these.
+ROLES = ("telegram", "discord", "console")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``copss run``: what this process serves."""
+
+    #: The platforms this process runs (adapters, with their inbox events and outbox):
+    #: ``telegram``, ``discord``, ``console``; empty: every configured one.
+    role: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything copss reads at start-up."""
@@ -153,14 +172,22 @@ class Config:
     discord: DiscordConfig = field(default_factory=DiscordConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    run: RunConfig = field(default_factory=RunConfig)
     #: Extra admins, as ``platform:user_id`` (e.g. ``telegram:12345``).
     admins: tuple[str, ...] = ()
     log_level: str = "INFO"
     source: str = "built-in defaults"
 
+    def serves(self, platform: str) -> bool:
+        """Whether this process runs ``platform`` (its role names it, or it has none)."""
+        return not self.run.role or platform in self.run.role
+
     @property
     def console_enabled(self) -> bool:
-        """Console runs when asked, or when no platform is configured."""
+        """Console runs when asked (by the role, else ``console.enabled``), or when no
+        platform is configured."""
+        if self.run.role:
+            return "console" in self.run.role
         if self.console.enabled is not None:
             return self.console.enabled
         return self.discord.token is None and self.telegram.token is None
@@ -173,7 +200,7 @@ def _type_name(tp: Any) -> str:
     if get_origin(tp) in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in get_args(tp) if a is not type(None))
     if get_origin(tp) is tuple:
-        return "list of strings"
+        return "list of whole numbers" if get_args(tp)[0] is int else "list of strings"
     return {str: "string", int: "integer", float: "number", bool: "true/false"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
@@ -191,8 +218,11 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
                 continue
         raise ConfigError(f"{where}: '{key}' must be {_type_name(tp)}, not {value!r}")
     if origin is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where}: '{key}' must be a list of strings")
+        item = get_args(tp)[0]
+        if not isinstance(value, list) or not all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{where}: '{key}' must be a {_type_name(tp)}")
         return tuple(value)
     if tp is Secret:
         if not isinstance(value, str):
@@ -251,6 +281,7 @@ def _validate(config: Config, where: str) -> None:
             f"{where}: 'telegram.webhook_secret' must be 1-256 characters of A-Z, a-z, 0-9, "
             "_ and - (or leave it out: copss then makes one at start)"
         )
+    _validate_run(config, where)
     for domain in config.report.official_domains:
         if not re.fullmatch(r"(?:[a-z0-9-]+\.)+[a-z]{2,}", domain):
             raise ConfigError(
@@ -263,6 +294,45 @@ def _validate(config: Config, where: str) -> None:
             raise ConfigError(
                 f"{where}: 'admins' entries look like 'telegram:12345', not {admin!r}"
             )
+
+
+def _validate_run(config: Config, where: str) -> None:
+    for role in config.run.role:
+        if role not in ROLES:
+            raise ConfigError(f"{where}: 'run.role' entries are {', '.join(ROLES)}, not {role!r}")
+    tokens = {"telegram": config.telegram.token, "discord": config.discord.token}
+    for platform, token in tokens.items():
+        if platform in config.run.role and token is None:
+            raise ConfigError(
+                f"{where}: the role names {platform} but no {platform.capitalize()} token is "
+                f"configured (COPSS_{platform.upper()}_TOKEN or [{platform}] token)"
+            )
+    dc = config.discord
+    if dc.shard_count < 0:
+        raise ConfigError(f"{where}: 'discord.shard_count' must be 0 (no sharding) or more")
+    if dc.shard_ids and not dc.shard_count:
+        raise ConfigError(
+            f"{where}: 'discord.shard_ids' needs 'discord.shard_count', the bot's shards in all"
+        )
+    for shard in dc.shard_ids:
+        if not 0 <= shard < dc.shard_count:
+            raise ConfigError(
+                f"{where}: 'discord.shard_ids' are from 0 to shard_count - 1 "
+                f"({dc.shard_count - 1}), not {shard}"
+            )
+    if len(set(dc.shard_ids)) != len(dc.shard_ids):
+        raise ConfigError(f"{where}: 'discord.shard_ids' names a shard twice")
+
+
+def with_role(config: Config, role: str) -> Config:
+    """``config`` serving only the platforms in ``role``, a comma-separated list as
+    ``copss run --role`` takes it (``telegram,discord``)."""
+    roles = tuple(dict.fromkeys(r.strip().lower() for r in role.split(",") if r.strip()))
+    if not roles:
+        raise ConfigError(f"--role: name one or more of {', '.join(ROLES)}")
+    config = dataclasses.replace(config, run=RunConfig(role=roles))
+    _validate_run(config, "--role")
+    return config
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:

@@ -28,7 +28,7 @@ import discord
 
 from adapters.base import Adapter, AdapterError, EventSink, Progress, TransientAdapterError
 from adapters.discord import permissions
-from adapters.discord.client import MESSAGE_CONTENT_HELP, CopssClient, copss_intents
+from adapters.discord.client import MESSAGE_CONTENT_HELP, copss_client, copss_intents
 from adapters.discord.commands import SlashCommands
 from adapters.discord.copies import PostedCopies
 from adapters.discord.intake import Intake
@@ -78,7 +78,9 @@ _ONE_LINE_RECONNECTS = _OneLineReconnects()
 class DiscordAdapter(Adapter):
     """A Discord bot: text channels, threads, forum posts and DMs; slash and text commands.
 
-    ``client_kwargs`` go to :class:`discord.Client` (e.g. ``max_ratelimit_timeout``).
+    ``shard_count`` and ``shard_ids``: the gateway shards this process runs (see
+    :func:`~adapters.discord.client.copss_client`). ``client_kwargs`` go to
+    :class:`discord.Client` (e.g. ``max_ratelimit_timeout``).
     """
 
     platform = PLATFORM
@@ -90,11 +92,19 @@ class DiscordAdapter(Adapter):
         commands: Sequence[tuple[str, str]] = (),
         command_prefix: str = "!",
         guild_ready_timeout: float = 2.0,
+        shard_count: int | None = None,
+        shard_ids: Sequence[int] = (),
         **client_kwargs: Any,
     ) -> None:
         self.commands = list(commands)
         self.command_prefix = command_prefix
-        self.client = CopssClient(self, guild_ready_timeout=guild_ready_timeout, **client_kwargs)
+        self.client = copss_client(
+            self,
+            shard_count=shard_count,
+            shard_ids=shard_ids,
+            guild_ready_timeout=guild_ready_timeout,
+            **client_kwargs,
+        )
         self.webhooks = Webhooks(self.client)
         self.intake = Intake(self.client, self.webhooks)
         self.slash = SlashCommands(self.client, self.intake, self.commands)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -23,6 +24,7 @@ from adapters.discord.translate import BotView, content_intent_granted
 from bot.events import ChannelRef
 
 if TYPE_CHECKING:
+    from adapters.base import Checkpoints
     from adapters.discord.adapter import DiscordAdapter
     from adapters.discord.intake import Intake
 
@@ -154,9 +156,33 @@ class CopssClient(discord.Client):
         # READY comes with every new gateway session (not after a RESUME, which replays the
         # missed events itself): read what was said while no session was listening.
         adapter = self.adapter
+        checkpoints = adapter.checkpoints
+        if checkpoints is not None and self.shard_count is not None:
+            checkpoints = self._mine(checkpoints)
         self.intake.enqueue(
-            lambda sink: self.intake.catch_up(adapter.checkpoints, sink, adapter.stored_messages)
+            lambda sink: self.intake.catch_up(checkpoints, sink, adapter.stored_messages)
         )
+
+    def _mine(self, checkpoints: Checkpoints) -> Checkpoints:
+        """The stored channels this process catches up on when the shards are split between
+        processes: those of the servers its shards hold; and, on the process with shard 0,
+        those no shard here knows (Discord sends direct messages to shard 0; a channel
+        deleted meanwhile is noticed there), so each channel is read by one process, or two
+        at most."""
+        ids = getattr(self, "shard_ids", None)  # an AutoShardedClient's; None: every shard
+        if ids is None:
+            ids = [self.shard_id] if self.shard_id is not None else range(self.shard_count or 1)
+        first = 0 in ids
+
+        async def mine() -> list[tuple[ChannelRef, str]]:
+            kept = []
+            for ref, newest in await checkpoints():
+                channel = self.get_channel(int(ref.chat_id)) if ref.chat_id.isdigit() else None
+                if channel is not None or first:
+                    kept.append((ref, newest))
+            return kept
+
+        return mine
 
     async def on_message(self, message: discord.Message) -> None:
         self.intake.enqueue(lambda sink: self.intake.take_message(message, sink))
@@ -184,3 +210,26 @@ class CopssClient(discord.Client):
 
     async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
         self.intake.enqueue(lambda sink: self.intake.take_reaction(payload, sink))
+
+
+class ShardedCopssClient(CopssClient, discord.AutoShardedClient):
+    """:class:`CopssClient` running several gateway shards in one process."""
+
+
+def copss_client(
+    adapter: DiscordAdapter,
+    *,
+    shard_count: int | None = None,
+    shard_ids: Sequence[int] = (),
+    **options: Any,
+) -> CopssClient:
+    """The client for ``adapter``: one gateway connection when ``shard_count`` is None;
+    else the shards ``shard_ids`` of ``shard_count`` (empty: all of them), one connection
+    each. Discord sends each server's events to one shard only, so processes running
+    different shards of one bot share the servers between them."""
+    if shard_count is None:
+        return CopssClient(adapter, **options)
+    ids = list(shard_ids) or list(range(shard_count))
+    if len(ids) == 1:
+        return CopssClient(adapter, shard_id=ids[0], shard_count=shard_count, **options)
+    return ShardedCopssClient(adapter, shard_ids=ids, shard_count=shard_count, **options)
