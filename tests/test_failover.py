@@ -29,7 +29,7 @@ from storage.engine import Database
 from storage.models import InboxEvent, Member, Message, OutboxMessage, Thread
 from tests.fakes.telegram_api import DEFAULT_TOKEN, Call, FakeTelegramAPI
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.faults]
 
 SCRIPT = Path(__file__).with_name("copss_for_tests.py")
 REPO = SCRIPT.parent.parent
