@@ -519,6 +519,12 @@ def check(
     twice_copies = {text: count for text, count in copies.items() if count > 1}
     unexplained = {t: (c, attempts.get(t)) for t, c in twice_copies.items() if c > attempts[t]}
     assert unexplained == {}
+    # And a chat's copies go out one at a time: a kill interrupts one send per chat at most.
+    for platform in ("telegram", "discord"):
+        extra = sum(
+            copies[s.text] - 1 for s in said if s.platform != platform and s.text in twice_copies
+        )
+        assert extra <= CYCLES, (platform, extra)
 
     states = Counter(state for _, _, _, state, *_ in outbox)
     assert set(states) <= {"sent", "unsure"}, states
