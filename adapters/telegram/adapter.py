@@ -92,13 +92,20 @@ def _html_length(text: str) -> int:
     return len(html.escape(text, quote=False).encode("utf-16-le")) // 2
 
 
+#: A 502 or 504, as PTB words them: Telegram's description ("Bad Gateway"), else the status.
+_GATEWAY_ERROR = re.compile(r"bad gateway|gateway time-?out|\((502|504)\)$", re.IGNORECASE)
+
+
 def _maybe_arrived(exc: NetworkError) -> bool:
     """Whether the request may have reached Telegram: the connection was made and no answer
-    came (a read or write timeout, the connection dropped mid-request). A server error (5xx)
-    is an answer: Telegram says it did not carry the request out."""
+    came (a read or write timeout, the connection dropped mid-request), or the proxy in front
+    of the Bot API answered that the API did not answer it in time (502 Bad Gateway, 504
+    Gateway Timeout: the API may have carried it out meanwhile). Other server errors are the
+    API's own answer that it did not."""
     cause = exc.__cause__
     if cause is None:
-        return False  # an HTTP error status, answered by the server
+        # An HTTP error status, worded by Telegram's answer or PTB.
+        return bool(_GATEWAY_ERROR.search(exc.message))
     return not isinstance(cause, _NOT_SENT)
 
 

@@ -29,7 +29,6 @@ from tests.adapters.bridge_harness import (
 from tests.adapters.tg_harness import GROUP
 from tests.fakes.discord_gateway import JSON, FakeDiscord
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI, JSONDict, TelegramAPIError
-from tests.faults.known_bugs import TELEGRAM_5XX_BUG
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -107,8 +106,9 @@ async def test_telegram_502_after_posting(bridged: BridgeHarness) -> None:
     assert 1 <= len(copies) <= 2  # never lost; twice at most (at-least-once)
     print(f"\ntelegram, 502 after posting: reply posted {len(replies)}x, copy {len(copies)}x")
     assert replies
-    if len(replies) > 1:
-        pytest.xfail(f"posted {len(replies)} times: {TELEGRAM_5XX_BUG}")
+    # A 502 comes from the proxy in front of the Bot API: the reply may have been posted, and
+    # copss's own words are sent at most once.
+    assert len(replies) == 1
 
 
 async def test_discord_502_after_posting(bridged: BridgeHarness) -> None:
