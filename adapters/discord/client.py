@@ -24,7 +24,7 @@ from adapters.discord.translate import BotView, content_intent_granted
 from bot.events import ChannelRef
 
 if TYPE_CHECKING:
-    from adapters.base import Checkpoints
+    from adapters.base import Checkpoints, EventSink
     from adapters.discord.adapter import DiscordAdapter
     from adapters.discord.intake import Intake
 
@@ -74,6 +74,8 @@ class CopssClient(discord.Client):
         options.setdefault("chunk_guilds_at_startup", False)
         super().__init__(**options)
         self.adapter = adapter
+        # Where each channel was read up to when the current gateway session began.
+        self._noted: asyncio.Future[list[tuple[ChannelRef, str]]] | None = None
         self.tree: app_commands.CommandTree[CopssClient] = app_commands.CommandTree(self)
         #: Who copss is on Discord and which text commands it answers; known once logged in.
         self.bot_view = BotView(0)
@@ -152,13 +154,50 @@ class CopssClient(discord.Client):
         """Where the event handlers queue their work: the adapter's intake."""
         return self.adapter.intake
 
+    def _checkpoints(self) -> Checkpoints | None:
+        checkpoints = self.adapter.checkpoints
+        if checkpoints is not None and self.shard_count is not None:
+            checkpoints = self._mine(checkpoints)
+        return checkpoints
+
+    async def on_connect(self) -> None:
+        # A new gateway session (READY; discord.py holds on_ready back up to 2 s while servers
+        # arrive). Note where each channel was read up to now, before anything of this session
+        # is stored: its live messages queue behind this job, and were they counted, the
+        # catch-up would start after them and skip what was said while copss was away.
+        checkpoints = self._checkpoints()
+        if checkpoints is None:
+            return
+        noted: asyncio.Future[list[tuple[ChannelRef, str]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._noted = noted
+
+        async def note(sink: EventSink) -> None:
+            if not noted.done():
+                noted.set_result(await checkpoints())
+
+        self.intake.enqueue(note)
+
     async def on_ready(self) -> None:
         # READY comes with every new gateway session (not after a RESUME, which replays the
         # missed events itself): read what was said while no session was listening.
         adapter = self.adapter
-        checkpoints = adapter.checkpoints
-        if checkpoints is not None and self.shard_count is not None:
-            checkpoints = self._mine(checkpoints)
+        checkpoints = self._checkpoints()
+        noted, self._noted = self._noted, None
+        if checkpoints is not None and noted is not None:
+            current = checkpoints
+            first = [True]
+
+            async def as_noted() -> list[tuple[ChannelRef, str]]:
+                # The note serves this catch-up; a later one (events read back after the
+                # store refused them) starts from what is stored then.
+                once = first.pop() if first else False
+                if once and noted.done() and not noted.cancelled() and noted.exception() is None:
+                    return noted.result()
+                return await current()  # no note: the store failed when it was taken
+
+            checkpoints = as_noted
         self.intake.enqueue(
             lambda sink: self.intake.catch_up(checkpoints, sink, adapter.stored_messages)
         )
