@@ -219,7 +219,9 @@ async def test_hostile_messages_through_the_console(
     started = time.monotonic()
     question = await console.push(REWORDED, user="carol")
     reply = await _reply(console, question)
-    assert time.monotonic() - started < 1.0
+    # Not held up behind the hostile input (a stall would take many seconds); the bound leaves
+    # room for a PostgreSQL server on the same two busy cores.
+    assert time.monotonic() - started < 2.0
     await _settle(app)
 
     texts, errors = await stored_texts(app.db)
