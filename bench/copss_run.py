@@ -1,9 +1,11 @@
-"""copss as its own process for bench/throughput.py: its configuration and data folder, its
-CPU time and memory, its SQL statement counts, and read-only looks at its store.
+"""copss as its own process for bench/throughput.py and bench/soak.py: its configuration and
+data folder, its CPU time and memory, its SQL statement counts, and read-only looks at its
+store.
 
 copss runs as ``python -m bench.copss_for_bench --config FILE run`` with its data folder
-(``COPSS_HOME``) in a temporary directory, Telegram at the loopback fake, Telegram pacing off
-and semantic matching off unless a model folder is given.
+(``COPSS_HOME``) in a temporary directory, Telegram at the loopback fake (and Discord at its
+fake when one is given), Telegram pacing off and semantic matching off unless a model folder
+is given.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 class Setup:
     """What one copss runs with: ``store_url`` None for the default SQLite file in its data
     folder; ``model`` a model folder for semantic matching (None: words only); ``admins``
-    user ids on the config's allow-list; ``count_statements``: count its SQL."""
+    user ids on the config's allow-list; ``count_statements``: count its SQL;
+    ``discord_url`` and ``discord_token``: Discord as well, at a fake's address
+    (``http://127.0.0.1:PORT``); ``memory_dir``: copss writes counts of its live objects there
+    on request (:meth:`Copss.memory`), with a tracemalloc snapshot when ``tracemalloc_frames``
+    is above 0 (tracing from the start, that many frames per allocation);
+    ``sqlite_cache_kib``: each SQLite connection's page cache at most that many KiB (None:
+    SQLite's default, 2,000 KiB)."""
 
     home: Path
     api_base_url: str
@@ -42,6 +50,11 @@ class Setup:
     model: Path | None = None
     admins: tuple[int, ...] = ()
     count_statements: bool = False
+    discord_url: str | None = None
+    discord_token: str | None = None
+    memory_dir: Path | None = None
+    tracemalloc_frames: int = 0
+    sqlite_cache_kib: int | None = None
 
 
 def _toml_string(value: str) -> str:
@@ -78,6 +91,7 @@ class Copss:
         self.log = setup.home / "copss.log"
         self._counts = setup.home / "statements.json"
         self._seq = 0
+        self._memory_seq = 0
 
     @classmethod
     async def start(cls, setup: Setup, repo: Path = REPO) -> Copss:
@@ -98,10 +112,27 @@ class Copss:
             "COPSS_BENCH_UNPACED": "1",
             "PYTHONPATH": str(repo),
         }
-        for key in ("COPSS_DISCORD_TOKEN", "COPSS_DATABASE_URL", "COPSS_BENCH_STATEMENTS"):
+        for key in (
+            "COPSS_DISCORD_TOKEN",
+            "COPSS_DATABASE_URL",
+            "COPSS_BENCH_STATEMENTS",
+            "COPSS_BENCH_DISCORD",
+            "COPSS_BENCH_MEMORY",
+            "COPSS_BENCH_TRACEMALLOC",
+            "COPSS_BENCH_SQLITE_CACHE_KIB",
+        ):
             env.pop(key, None)
         if setup.count_statements:
             env["COPSS_BENCH_STATEMENTS"] = str(setup.home / "statements.json")
+        if setup.discord_url is not None:
+            env["COPSS_BENCH_DISCORD"] = setup.discord_url
+            env["COPSS_DISCORD_TOKEN"] = setup.discord_token or ""
+        if setup.memory_dir is not None:
+            setup.memory_dir.mkdir(parents=True, exist_ok=True)
+            env["COPSS_BENCH_MEMORY"] = str(setup.memory_dir)
+            env["COPSS_BENCH_TRACEMALLOC"] = str(setup.tracemalloc_frames)
+        if setup.sqlite_cache_kib is not None:
+            env["COPSS_BENCH_SQLITE_CACHE_KIB"] = str(setup.sqlite_cache_kib)
         with (setup.home / "copss.log").open("ab") as log:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -136,12 +167,61 @@ class Copss:
         # Fields 14 and 15 of stat (utime, stime), counted from the state field (3rd).
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
-    def peak_rss_mb(self) -> float:
-        """The process's peak resident memory so far (VmHWM), in MB."""
+    def _status_mb(self, field: str) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident memory so far (VmHWM), in MB."""
+        return self._status_mb("VmHWM")
+
+    def rss_mb(self) -> float:
+        """The process's resident memory now (VmRSS), in MB."""
+        return self._status_mb("VmRSS")
+
+    def rss_parts_mb(self) -> tuple[float, float]:
+        """The process's resident memory now: anonymous (heap, Python's arenas, the threads'
+        malloc arenas) and file-backed (code and data of the interpreter and libraries), MB."""
+        return self._status_mb("RssAnon"), self._status_mb("RssFile")
+
+    def mappings_mb(self) -> dict[str, float]:
+        """Resident memory by kind of mapping (``/proc/PID/smaps``), MB: ``[heap]`` (brk),
+        ``anonymous`` (other anonymous mappings: Python's arenas, the threads' malloc arenas,
+        stacks), ``.so`` (shared libraries), ``other files``, and named ones such as
+        ``[stack]``."""
+        parts: dict[str, float] = {}
+        kind = ""
+        for line in Path(f"/proc/{self.proc.pid}/smaps").read_text().splitlines():
+            head = line.split(None, 5)
+            if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+                name = head[5].strip() if len(head) == 6 else ""
+                if not name:
+                    kind = "anonymous"
+                elif name.startswith("["):
+                    kind = name
+                elif ".so" in Path(name).name:
+                    kind = ".so"
+                else:
+                    kind = "other files"
+            elif line.startswith("Rss:"):
+                parts[kind] = parts.get(kind, 0.0) + int(line.split()[1]) / 1024
+        return parts
+
+    async def memory(self, within: float = 120.0) -> Path:
+        """Ask copss (``SIGUSR2``; needs ``memory_dir``) for counts of its live objects by type,
+        its allocators' figures, and a tracemalloc snapshot if it traces; the JSON file it
+        wrote (described in bench/copss_for_bench.py), which names the snapshot."""
+        assert self.setup.memory_dir is not None
+        self._memory_seq += 1
+        path = self.setup.memory_dir / f"memory-{self._memory_seq}.json"
+        self.proc.send_signal(signal.SIGUSR2)
+        async with asyncio.timeout(within):
+            while True:
+                if path.exists():
+                    return path
+                await asyncio.sleep(0.05)
 
     async def statements(self, within: float = 10.0) -> tuple[dict[str, int], int]:
         """The SQL statements copss has sent so far, by first word, and its commits (needs
