@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.engine import Database, _reason
+from storage.engine import Database, _reason, close_quietly
 
 log = logging.getLogger(__name__)
 
@@ -155,18 +155,11 @@ class Leadership:
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
-            conn = await self.db.engine.connect()
-            # No transaction stays open: the lock belongs to the session, not a transaction.
-            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = await self.db.lock_connection()
         return self._conn
 
     async def _drop(self) -> None:
         # Closing the connection frees the lock (when the connection still worked).
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            await conn.invalidate()
-            await conn.close()
-        except Exception as exc:  # closing a broken connection may fail too
-            log.debug("%s: closing the lock connection failed: %s", self.name, exc)
+        if conn is not None:
+            await close_quietly(conn, f"the {self.name} lock connection")

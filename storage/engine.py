@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from sqlalchemy import event, insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -318,6 +320,13 @@ class Database:
         """The URL without its password, for messages and logs."""
         return self.url.render_as_string(hide_password=True)
 
+    async def lock_connection(self) -> AsyncConnection:
+        """A connection of its own in autocommit mode, for PostgreSQL session advisory locks:
+        no transaction stays open, and the locks last as long as the connection (closing it,
+        or the process dying, frees them). Close it with :func:`close_quietly`."""
+        conn = await self.engine.connect()
+        return await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     async def close(self) -> None:
         """Dispose of the connection pool."""
         await self.engine.dispose()
@@ -333,6 +342,16 @@ def _async_driver(url: URL) -> URL:
     if driver is None or url.get_driver_name() == driver:
         return url
     return url.set(drivername=f"{backend}+{driver}")
+
+
+async def close_quietly(conn: AsyncConnection, what: str) -> None:
+    """Close a connection that may be broken (its server gone): invalidated first, so that
+    it is not handed back to the pool; a failure is logged at debug level only."""
+    try:
+        await conn.invalidate()
+        await conn.close()
+    except Exception as exc:  # closing a broken connection may fail too
+        logging.getLogger(__name__).debug("closing %s failed: %s", what, exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -187,13 +187,14 @@ class CopssClient(discord.Client):
         noted, self._noted = self._noted, None
         if checkpoints is not None and noted is not None:
             current = checkpoints
-            first = [True]
+            unused = True
 
             async def as_noted() -> list[tuple[ChannelRef, str]]:
                 # The note serves this catch-up; a later one (events read back after the
                 # store refused them) starts from what is stored then.
-                once = first.pop() if first else False
-                if once and noted.done() and not noted.cancelled() and noted.exception() is None:
+                nonlocal unused
+                use, unused = unused, False
+                if use and noted.done() and not noted.cancelled() and noted.exception() is None:
                     return noted.result()
                 return await current()  # no note: the store failed when it was taken
 

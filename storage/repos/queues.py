@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage.engine import Database
+from storage.engine import Database, close_quietly
 from storage.models import InboxEvent, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -261,20 +261,14 @@ class ChatLeases:
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None:
-            conn = await self.db.engine.connect()
-            # No transaction stays open: the locks belong to the session, not a transaction.
-            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = await self.db.lock_connection()
         return self._conn
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         self.held.clear()
         if conn is not None:
-            try:
-                await conn.invalidate()
-                await conn.close()
-            except Exception as exc:  # closing a broken connection may fail too
-                log.debug("closing the lease connection failed: %s", exc)
+            await close_quietly(conn, "the lease connection")
 
     async def close(self) -> None:
         """Free every lease (closing the connection frees them on PostgreSQL)."""
