@@ -14,6 +14,11 @@ from bot.events import ChannelRef, Event, Outgoing
 #: platform id of the newest message stored from it (for catching up after downtime).
 Checkpoints = Callable[[], Awaitable[list[tuple[ChannelRef, str]]]]
 
+#: Notes, before the live events of a new session are stored, after which message a catch-up
+#: starts reading each channel; :data:`CatchUpRead` clears a channel's note once it is read.
+CatchUpBegins = Callable[[list[tuple[ChannelRef, str]]], Awaitable[None]]
+CatchUpRead = Callable[[ChannelRef], Awaitable[None]]
+
 #: What the store holds of one channel: members' messages (not deleted) sent since the given
 #: time, the newest ``limit`` of them, as (platform message id, text), newest first. Catching up
 #: compares them with the platform's history to find edits and deletes made while copss was away.
@@ -138,6 +143,9 @@ class Adapter(ABC):
     pacing: Pacing | None = None
     #: Set by the hub before ``start``: where copss left off in each known channel.
     checkpoints: Checkpoints | None = None
+    #: Set by the hub before ``start``: where a catch-up under way starts, and that it is done.
+    catch_up_begins: CatchUpBegins | None = None
+    catch_up_read: CatchUpRead | None = None
     #: Set by the hub before ``start``: the recent messages the store holds of a channel.
     stored_messages: StoredMessages | None = None
     #: Set by the hub before ``start``: waits until every stored event is handled and every

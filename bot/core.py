@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from adapters.base import Adapter
+from adapters.base import Adapter, SinkUnavailable
 from bot import supervision
 from bot.context import (
     AT_LEAST_ONCE,
@@ -125,6 +125,8 @@ class Hub:
         self.intake = Intake(db, self.health, self.dispatcher.wake)
         for platform, adapter in self.adapters.items():
             adapter.checkpoints = functools.partial(self.checkpoints, platform)
+            adapter.catch_up_begins = functools.partial(self.catch_up_begins, platform)
+            adapter.catch_up_read = self.catch_up_read
             adapter.stored_messages = self.stored_messages
             adapter.settled = self.settled
 
@@ -133,6 +135,24 @@ class Hub:
         async with self.db.read() as session:
             rows = await ConversationRepo(session).checkpoints(platform)
         return [(ChannelRef(platform, chat, thread), newest) for chat, thread, newest in rows]
+
+    async def catch_up_begins(self, platform: str, starts: list[tuple[ChannelRef, str]]) -> None:
+        """Note where a catch-up starts reading each channel, ahead of the live messages of
+        the session it serves: a catch-up cut short (a kill) starts there again next time.
+        Raises :class:`SinkUnavailable` when the store is unavailable (tried again later)."""
+        rows = [(ref.chat_id, ref.thread_id, after) for ref, after in starts]
+        try:
+            async with self.db.session() as session:
+                await ConversationRepo(session).begin_catch_up(platform, rows)
+        except SQLAlchemyError as exc:
+            raise SinkUnavailable(_reason(exc), supervision.STORE_RETRY) from exc
+
+    async def catch_up_read(self, channel: ChannelRef) -> None:
+        """A catch-up has read ``channel`` up to now (every event it fed is stored)."""
+        async with self.db.session() as session:
+            await ConversationRepo(session).end_catch_up(
+                channel.platform, channel.chat_id, channel.thread_id
+            )
 
     async def stored_messages(
         self, channel: ChannelRef, since: datetime, limit: int

@@ -34,7 +34,7 @@ from bot.context import AT_MOST_ONCE, CHUNKS
 from bot.events import ChannelRef, Outgoing
 from bot.pacing import Pacer
 from storage.models import OutboxMessage, utcnow
-from storage.repos.conversation import ConversationRepo
+from storage.repos.conversation import OWN_USER_ID, ConversationRepo
 from storage.repos.queues import ChatLeases, OutboxRepo
 
 if TYPE_CHECKING:
@@ -454,7 +454,7 @@ class Sender:
             if record:
                 repo = ConversationRepo(session)
                 channel = await repo.ensure_channel(fresh.platform, fresh.chat_id, fresh.thread_id)
-                bot = await repo.ensure_member(fresh.platform, "copss", "copss", is_bot=True)
+                bot = await repo.ensure_member(fresh.platform, OWN_USER_ID, "copss", is_bot=True)
                 await repo.add_message(
                     channel, message_id, bot, fresh.text, utcnow(), fresh.reply_to, fresh.origin
                 )

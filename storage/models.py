@@ -80,6 +80,10 @@ class Channel(Base):
     chat_id: Mapped[str] = mapped_column(String(64))
     thread_id: Mapped[str] = mapped_column(String(64), default="")
     title: Mapped[str | None] = mapped_column(String(200))
+    #: Discord: a catch-up has not yet read this channel's history past this message id (set
+    #: as a gateway session begins, cleared once the channel is read), so that the next
+    #: catch-up starts there even if messages newer than it were stored meanwhile (migration 10).
+    catch_up_after: Mapped[str | None] = mapped_column(String(64))
 
 
 class Member(Base):

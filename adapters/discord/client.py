@@ -173,9 +173,17 @@ class CopssClient(discord.Client):
         )
         self._noted = noted
 
+        begins = self.adapter.catch_up_begins
+
         async def note(sink: EventSink) -> None:
-            if not noted.done():
-                noted.set_result(await checkpoints())
+            if noted.done():
+                return
+            starts = await checkpoints()
+            if begins is not None:
+                # Kept in the store too: should this catch-up be cut short after live
+                # messages were stored, the next one still starts here.
+                await begins(starts)
+            noted.set_result(starts)
 
         self.intake.enqueue(note)
 
@@ -200,7 +208,9 @@ class CopssClient(discord.Client):
 
             checkpoints = as_noted
         self.intake.enqueue(
-            lambda sink: self.intake.catch_up(checkpoints, sink, adapter.stored_messages)
+            lambda sink: self.intake.catch_up(
+                checkpoints, sink, adapter.stored_messages, adapter.catch_up_read
+            )
         )
 
     def _mine(self, checkpoints: Checkpoints) -> Checkpoints:

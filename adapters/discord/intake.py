@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import discord
 
-from adapters.base import Checkpoints, EventSink, SinkUnavailable, StoredMessages
+from adapters.base import CatchUpRead, Checkpoints, EventSink, SinkUnavailable, StoredMessages
 from adapters.discord.client import ENABLE_MESSAGE_CONTENT, CopssClient
 from adapters.discord.translate import (
     PLATFORM,
@@ -70,8 +70,11 @@ class Intake:
         # Parents of threads seen only by id; a thread never moves to another channel.
         self._places: dict[int, ChannelRef] = {}
         self._warned_withheld = False
-        # Where catching up learns what the store holds (from the last catch-up).
-        self._sources: tuple[Checkpoints | None, StoredMessages | None] | None = None
+        # Where catching up learns what the store holds, and tells it a channel is read
+        # (from the last catch-up).
+        self._sources: (
+            tuple[Checkpoints | None, StoredMessages | None, CatchUpRead | None] | None
+        ) = None
         # Set while new events are dropped (too many waiting): a catch-up is queued.
         self._dropping = False
 
@@ -88,8 +91,8 @@ class Intake:
                 "(what is said meanwhile is read back from history then)",
                 self._jobs.qsize(),
             )
-            checkpoints, stored = self._sources
-            self._jobs.put_nowait(lambda sink: self.catch_up(checkpoints, sink, stored))
+            checkpoints, stored, read = self._sources
+            self._jobs.put_nowait(lambda sink: self.catch_up(checkpoints, sink, stored, read))
             return
         self._jobs.put_nowait(job)
 
@@ -228,13 +231,15 @@ class Intake:
         checkpoints: Checkpoints | None,
         sink: EventSink,
         stored: StoredMessages | None = None,
+        read: CatchUpRead | None = None,
     ) -> None:
         """Feed what was said while no gateway session listened, oldest first per channel
         (a parent channel before its threads, so questions come before their answers), and
         the edits and deletes made meanwhile to the messages ``stored`` lately (see
-        :data:`RECHECK_DAYS`); a thread that is gone is fed as deleted."""
+        :data:`RECHECK_DAYS`); a thread that is gone is fed as deleted. Each channel read to
+        the end (or found deleted) is told to ``read``."""
         self.caught_up.clear()
-        self._sources = (checkpoints, stored)
+        self._sources = (checkpoints, stored, read)
         # New events are queued again: this reads everything up to now.
         self._dropping = False
         try:
@@ -246,8 +251,10 @@ class Intake:
             for place, after in plan:
                 recent = await stored(place, since, RECHECK_MESSAGES) if stored else []
                 window = {int(mid): text for mid, text in recent if mid.isdigit()}
-                counts = await self._read_history(place, after, window, seen, sink)
+                *counts, read_all = await self._read_history(place, after, window, seen, sink)
                 totals = [a + b for a, b in zip(totals, counts, strict=True)]
+                if read_all and read is not None:
+                    await self._note_read(read, place)
             if plan:
                 log.info(
                     "discord: caught up on %d message(s) in %d channel(s); %d edited and %d "
@@ -283,14 +290,15 @@ class Intake:
         window: dict[int, str],
         seen: set[int],
         sink: EventSink,
-    ) -> tuple[int, int, int]:
+    ) -> tuple[int, int, int, bool]:
         """Read a channel's history from the oldest message of ``window`` (the stored id and
         text of its recent messages) or else after ``after``: feed the messages after
         ``after``, an edit for each stored one that says something else now, and a delete
-        for each stored one that is gone. Returns (new, edited, deleted)."""
+        for each stored one that is gone. Returns (new, edited, deleted, whether the whole
+        history up to now was read, or the channel is gone)."""
         raw_id = place.thread_id or place.chat_id
         if not raw_id.isdigit():
-            return 0, 0, 0
+            return 0, 0, 0, True
         start = min([after, *(mid - 1 for mid in window)])
         fed = edited = 0
         present: set[int] = set()
@@ -303,7 +311,7 @@ class Intake:
             if channel is None:
                 channel = self.client.get_partial_messageable(int(raw_id))
             if not isinstance(channel, discord.abc.Messageable):
-                return 0, 0, 0
+                return 0, 0, 0, False
             history = channel.history(limit=None, after=discord.Object(start), oldest_first=True)
             async for message in history:
                 present.add(message.id)
@@ -323,20 +331,29 @@ class Intake:
         except discord.NotFound as exc:
             if exc.code != UNKNOWN_CHANNEL:
                 log.warning("discord: could not catch up in %s: %s", place.key(), exc)
-                return fed, edited, 0
+                return fed, edited, 0, False
             # Deleted while copss was away, with everything in it.
             log.info("discord: %s was deleted while copss was away", place.key())
             await sink(ChannelDeleteEvent(place))
-            return fed, edited, len(window)
+            return fed, edited, len(window), True
         except discord.HTTPException as exc:
             # Access lost: nothing to read there (and, the history unread, nothing counts as
-            # deleted); the rest still counts.
+            # deleted); the rest still counts. The channel's note stays: when access comes
+            # back, a catch-up reads it from there.
             log.warning("discord: could not catch up in %s: %s", place.key(), exc)
-            return fed, edited, 0
+            return fed, edited, 0, False
         gone = sorted(set(window) - present)
         for mid in gone:
             await sink(DeleteEvent(place, str(mid)))
-        return fed, edited, len(gone)
+        return fed, edited, len(gone), True
+
+    async def _note_read(self, read: CatchUpRead, place: ChannelRef) -> None:
+        """Tell the store a channel is read; should it fail, the next catch-up reads the
+        channel again from the old note (what it feeds twice, the inbox drops)."""
+        try:
+            await read(place)
+        except Exception as exc:
+            log.warning("discord: could not note %s as caught up: %s", place.key(), exc)
 
     def _changed(self, message: discord.Message, place: ChannelRef, stored: str) -> Event | None:
         """The edit a stored message had while copss was away, if any."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,9 @@ from sqlalchemy.orm import make_transient_to_detached
 
 from storage.models import Channel, Community, Member, Message, MessageCopy
 from storage.repos.communities import new_community
+
+#: The member id copss's own messages are stored under, on every platform.
+OWN_USER_ID = "copss"
 
 #: The ``session.info`` key of the rows a transaction has looked up or created already (see
 #: :meth:`ConversationRepo.seen`).
@@ -176,19 +179,65 @@ class ConversationRepo:
         )
 
     async def checkpoints(self, platform: str) -> list[tuple[str, str | None, str]]:
-        """(chat id, thread id or None, newest stored message id) per channel of ``platform``."""
+        """(chat id, thread id or None, message id) per channel of ``platform``: where reading
+        its history has to start again. That is after the newest message stored from a member
+        (copss's own replies do not count: they may be newer than members' messages not read
+        yet), or, where a catch-up had not finished reading the channel, after the message it
+        had to start from, whichever is older."""
+        own = select(Member.id).where(Member.user_id == OWN_USER_ID, Member.is_bot.is_(True))
         newest = (
             select(Message.channel_id, func.max(Message.id).label("mid"))
+            .where(or_(Message.member_id.is_(None), Message.member_id.not_in(own)))
             .group_by(Message.channel_id)
             .subquery()
         )
         rows = await self.session.execute(
-            select(Channel.chat_id, Channel.thread_id, Message.platform_message_id)
-            .join(newest, newest.c.channel_id == Channel.id)
-            .join(Message, Message.id == newest.c.mid)
-            .where(Channel.platform == platform)
+            select(
+                Channel.chat_id,
+                Channel.thread_id,
+                Message.platform_message_id,
+                Channel.catch_up_after,
+            )
+            .outerjoin(newest, newest.c.channel_id == Channel.id)
+            .outerjoin(Message, Message.id == newest.c.mid)
+            .where(
+                Channel.platform == platform,
+                or_(newest.c.mid.is_not(None), Channel.catch_up_after.is_not(None)),
+            )
         )
-        return [(chat, thread or None, mid) for chat, thread, mid in rows.all()]
+        return [
+            (chat, thread or None, _older(mid, marker)) for chat, thread, mid, marker in rows.all()
+        ]
+
+    async def begin_catch_up(
+        self, platform: str, starts: Iterable[tuple[str, str | None, str]]
+    ) -> None:
+        """Note that a catch-up reads each channel (chat id, thread id or None) after a
+        message id, until :meth:`end_catch_up` says it has read it."""
+        for chat, thread, after in starts:
+            await self.session.execute(
+                update(Channel)
+                .where(
+                    Channel.platform == platform,
+                    Channel.chat_id == chat,
+                    Channel.thread_id == (thread or ""),
+                )
+                .values(catch_up_after=after)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def end_catch_up(self, platform: str, chat_id: str, thread_id: str | None) -> None:
+        """A catch-up has read the channel's history up to now."""
+        await self.session.execute(
+            update(Channel)
+            .where(
+                Channel.platform == platform,
+                Channel.chat_id == chat_id,
+                Channel.thread_id == (thread_id or ""),
+            )
+            .values(catch_up_after=None)
+            .execution_options(synchronize_session=False)
+        )
 
     async def recent_messages(
         self, platform: str, chat_id: str, thread_id: str | None, since: datetime, limit: int
@@ -263,3 +312,12 @@ class ConversationRepo:
                 raise LookupError(f"message {platform_message_id} in channel {channel.id}")
         self.seen[key] = message
         return message, new
+
+
+def _older(newest: str | None, marker: str | None) -> str:
+    """The older of two message ids of one channel (numeric ids compare as numbers)."""
+    if newest is None or marker is None:
+        return cast(str, newest or marker)
+    if newest.isdigit() and marker.isdigit():
+        return newest if int(newest) <= int(marker) else marker
+    return marker
