@@ -4,14 +4,16 @@ One dispatcher per process takes stored events of its platforms in order and run
 inside one transaction together with marking the event handled, so a crash re-processes an
 event but never half-applies it. New messages that arrived together are handled in one
 transaction (each event's handlers in a savepoint); an event that fails, times out or was cut
-short by a crash is retried alone and parked after ``max_event_attempts``. A handler that needs
-the platform's answer (an admin check) stops, the platform is asked with no transaction open,
-and the event runs again; other chats go on meanwhile.
+short by a crash is retried alone and parked after ``max_event_attempts`` tries (a crash counts
+against an event only when it was handled alone: one in its batch only makes it be tried
+alone). A handler that needs the platform's answer (an admin check) stops, the platform is
+asked with no transaction open, and the event runs again; other chats go on meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -53,6 +55,12 @@ DISPATCH_BATCH_SECONDS = 0.1
 #: Seconds before looking again at pending events none of which could be claimed (another
 #: process sharing the store holds them).
 PENDING_RECHECK = 0.05
+#: Seconds between looks at the inbox when nothing woke the dispatcher, on PostgreSQL (a store
+#: other processes may store events in; on SQLite the process storing an event handles it).
+SHARED_STORE_POLL = 2.0
+#: What an event claimed in a batch says while the batch is handled: still there at the next
+#: claim, it tells that copss stopped during the batch, not during this event alone.
+BATCH_CUT = "copss stopped while handling the batch it was in"
 #: Immediate re-runs of an event's handlers after a deadlock or serialization failure, before
 #: the dispatcher waits for the store as after any other store failure.
 RACE_RETRIES = 3
@@ -127,7 +135,15 @@ class Dispatcher:
             if handled:
                 self.hub.health.answered()  # a write went through (a read alone may not tell)
                 continue
-            await self._inbox_ready.wait()
+            if self.db.dialect == "sqlite":
+                await self._inbox_ready.wait()
+            else:
+                # A store shared with other processes: events of this process's platforms
+                # that another one received (its Telegram poller, a Discord shard) wake
+                # nothing here, so look again now and then; the receiver handles them at once.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SHARED_STORE_POLL):
+                        await self._inbox_ready.wait()
 
     async def prune_inbox(self) -> int:
         """Drop handled events older than ``INBOX_RETENTION``: platforms redeliver within
@@ -232,7 +248,7 @@ class Dispatcher:
                 # Not tried yet: claimed again as new (one to be handled alone keeps its count).
                 rest = [i for i, _ in rows if i > stopped or (i == stopped and not alone)]
                 if rest:
-                    await repo.count_attempts(rest, -1)
+                    await repo.give_back(rest)
         return woken, len(done)
 
     async def _dispatch_one(self, row_id: int, key: str, attempt: int) -> bool:
@@ -384,13 +400,20 @@ class Dispatcher:
                 batch.append((r.id, r.dedup_key, r.payload))
             if len(batch) > 1:
                 claimed = Batch(batch)
-                await repo.count_attempts(claimed.ids)
+                await repo.claim_batch(claimed.ids, BATCH_CUT)
                 return claimed
             row = ready[0]
             if row.id in self._uncounted:
                 # Its last attempt was cut short by the store, or it was in a batch that
                 # stopped: this one is that attempt again.
                 self._uncounted.discard(row.id)
+                return row.id, row.dedup_key, max(1, row.attempts)
+            if row.error == BATCH_CUT:
+                # copss stopped (or was killed) while handling the batch it was in: no sign
+                # against this event, which may have had nothing to do with it. Tried alone
+                # now as that batch's try, so that only stops while it alone is handled
+                # count against it (an event that kills copss is still parked, one try later).
+                await repo.try_alone(row.id)
                 return row.id, row.dedup_key, max(1, row.attempts)
             if row.attempts >= self.hub.max_event_attempts:
                 # The last attempt never finished: copss stopped (or was killed) in it.

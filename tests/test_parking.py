@@ -210,3 +210,49 @@ async def test_migration_4_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 async def test_migration_4_on_postgres(pg: Database) -> None:
     await check_migration_4(pg)
+
+
+async def test_a_crash_in_a_batch_does_not_count_against_its_events(store: Database) -> None:
+    # copss is killed (its tasks cancelled mid-handling) first while handling five new
+    # messages together, then each time it handles "poison" alone. The kill during the batch
+    # is no sign against any of them: the four others are handled at the next start, and
+    # "poison" is parked only after three kills while it alone was handled.
+    handling = asyncio.Event()
+
+    async def hang_noted(attempt: int) -> None:
+        handling.set()
+        await hang(attempt)
+
+    texts = ["one", "two", "poison", "four", "five"]
+    console = ConsoleAdapter("you")
+    hub = Hub(store, [console], [on_text("poison", hang_noted)])  # type: ignore[list-item]
+    taking = asyncio.create_task(console.start(hub.sink))
+    await asyncio.sleep(0)
+    for t in texts:
+        await console.push(t)  # stored; none handled yet
+    dispatching = asyncio.create_task(hub.run_dispatcher())
+    await asyncio.wait_for(handling.wait(), 10)
+    for task in (taking, dispatching):
+        task.cancel()
+    await asyncio.gather(taking, dispatching, return_exceptions=True)
+    rows = await inbox(store)
+    assert {(rows[t].attempts, rows[t].handled_at) for t in texts} == {(1, None)}  # one batch
+
+    tried: list[str] = []
+    for kill in (1, 2, 3):
+        handling.clear()
+        async with running(store, on_text("poison", hang_noted), handler_timeout=60) as copss:
+            await asyncio.wait_for(handling.wait(), 10)  # tried again (not parked)
+            tried += copss.recorder.texts
+        rows = await inbox(store)
+        assert (rows["poison"].attempts, rows["poison"].handled_at) == (kill, None)
+    assert tried == ["one", "two"]  # each handled once; the rest wait behind "poison"
+
+    handling.clear()
+    async with running(store, on_text("poison", hang_noted), handler_timeout=60) as copss:
+        await copss.say("after")
+        assert copss.recorder.texts == ["four", "five", "after"]
+    assert not handling.is_set()  # parked without being tried a fourth time alone
+    rows = await inbox(store)
+    assert rows["poison"].error == "parked: copss stopped while handling it (3 attempts)"
+    assert all(rows[t].error is None and rows[t].handled_at for t in ("one", "two", "four"))

@@ -95,13 +95,29 @@ class InboxRepo:
                 .values(handled_at=utcnow(), error=None)
             )
 
-    async def count_attempts(self, event_ids: Sequence[int], by: int = 1) -> None:
-        """One more try at handling each of the events is starting (``by`` -1: a try counted
-        did not happen after all)."""
+    async def claim_batch(self, event_ids: Sequence[int], reason: str) -> None:
+        """A try at handling the events together is starting (commit before handling them):
+        each is counted as tried once, with ``reason`` saying that copss stopped in their
+        batch, which stays if it does."""
         await self.session.execute(
             _inbox_update()
             .where(InboxEvent.id.in_(list(event_ids)))
-            .values(attempts=InboxEvent.attempts + by)
+            .values(attempts=InboxEvent.attempts + 1, error=reason)
+        )
+
+    async def give_back(self, event_ids: Sequence[int]) -> None:
+        """Events of a batch that were not tried after all: new again."""
+        await self.session.execute(
+            _inbox_update()
+            .where(InboxEvent.id.in_(list(event_ids)))
+            .values(attempts=InboxEvent.attempts - 1, error=None)
+        )
+
+    async def try_alone(self, event_id: int) -> None:
+        """The event, tried once in a batch copss stopped in, is tried again alone: that try
+        is the one its batch counted."""
+        await self.session.execute(
+            _inbox_update().where(InboxEvent.id == event_id).values(error=None)
         )
 
     async def count_attempt(self, event_id: int) -> None:
