@@ -36,13 +36,14 @@ from bot.dispatch import (
     MAX_EVENT_ATTEMPTS,
     Dispatcher,
 )
-from bot.events import ChannelRef, Event, Outgoing
+from bot.events import ChannelRef, Event, Outgoing, from_record
 from bot.intake import Intake
 from bot.sender import MAX_SEND_ATTEMPTS, SEND_CONCURRENCY, Sender
 from bot.supervision import StoreHealth
 from storage.engine import Database, _reason
 from storage.models import OutboxMessage
-from storage.repos.conversation import ConversationRepo
+from storage.repos.conversation import ConversationRepo, newer_id, resume_after
+from storage.repos.queues import InboxRepo
 
 __all__ = [
     "AT_LEAST_ONCE",
@@ -131,10 +132,28 @@ class Hub:
             adapter.settled = self.settled
 
     async def checkpoints(self, platform: str) -> list[tuple[ChannelRef, str]]:
-        """Each known channel of ``platform`` with the id of its newest stored message."""
+        """Each known channel of ``platform`` with the id of the message after which its
+        history is to be read again: the newest member message stored, counting the events
+        stored and not handled yet, or an unfinished catch-up's note where that is older."""
         async with self.db.read() as session:
             rows = await ConversationRepo(session).checkpoints(platform)
-        return [(ChannelRef(platform, chat, thread), newest) for chat, thread, newest in rows]
+            pending = await InboxRepo(session).pending_payloads(platform)
+        newest: dict[tuple[str, str | None], str | None] = {}
+        notes: dict[tuple[str, str | None], str | None] = {}
+        for chat, thread, mid, note in rows:
+            newest[(chat, thread)], notes[(chat, thread)] = mid, note
+        for payload in pending:
+            if payload.get("kind") != "message":
+                continue
+            event = from_record(payload)
+            where = (event.channel.chat_id, event.channel.thread_id or None)
+            newest[where] = newer_id(newest.get(where), event.message_id)
+        found = []
+        for (chat, thread), mid in newest.items():
+            after = resume_after(mid, notes.get((chat, thread)))
+            if after is not None:
+                found.append((ChannelRef(platform, chat, thread), after))
+        return found
 
     async def catch_up_begins(self, platform: str, starts: list[tuple[ChannelRef, str]]) -> None:
         """Note where a catch-up starts reading each channel, ahead of the live messages of

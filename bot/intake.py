@@ -97,6 +97,9 @@ class Intake:
             delay = self._delay
             self._delay = min(delay * 2, supervision.STORE_RETRY_MAX)
             reason = _reason(exc)
+            # The events queued behind fail with them: were a later batch stored, it would
+            # be ahead of these when the adapters offer them again (order is per chat).
+            taken, self._queue = [*taken, *self._queue], []
             self.health.failed(reason, [w.event.channel for w in taken])
             for w in taken:
                 if not w.done.done():

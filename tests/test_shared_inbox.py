@@ -24,10 +24,13 @@ async def test_events_another_process_stored_are_handled(
     monkeypatch.setattr(bot.dispatch, "SHARED_STORE_POLL", 0.2)
     await upgrade(pg)
     handled: list[str] = []
+    all_three = asyncio.Event()
 
     async def record(event: Event, ctx: Context) -> bool:
         if isinstance(event, MessageEvent):
             handled.append(event.text)
+            if len(handled) == 3:
+                all_three.set()
         return True
 
     # The receiving process stores the console's messages but is not handling them (say it
@@ -42,9 +45,7 @@ async def test_events_another_process_stored_are_handled(
         await asyncio.sleep(0.3)  # the other dispatcher found nothing and waits
         for text in ("one", "two", "three"):
             await receiver_console.push(text)  # stored; wakes only the receiver's dispatcher
-        async with asyncio.timeout(10):
-            while len(handled) < 3:
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(all_three.wait(), 10)
     finally:
         for task in (dispatching, taking):
             task.cancel()

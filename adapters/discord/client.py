@@ -185,7 +185,7 @@ class CopssClient(discord.Client):
                 await begins(starts)
             noted.set_result(starts)
 
-        self.intake.enqueue(note)
+        self.intake.enqueue(note, alone=True)
 
     async def on_ready(self) -> None:
         # READY comes with every new gateway session (not after a RESUME, which replays the
@@ -210,7 +210,8 @@ class CopssClient(discord.Client):
         self.intake.enqueue(
             lambda sink: self.intake.catch_up(
                 checkpoints, sink, adapter.stored_messages, adapter.catch_up_read
-            )
+            ),
+            alone=True,
         )
 
     def _mine(self, checkpoints: Checkpoints) -> Checkpoints:

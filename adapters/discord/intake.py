@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -50,6 +51,8 @@ RECHECK_MESSAGES = 200
 #: dropped until the store takes events again; then what was said meanwhile is read back from
 #: the channels' history (catching up), as after downtime.
 MAX_WAITING = 1000
+#: Jobs at most whose events are handed to the hub together.
+TOGETHER = 500
 #: Discord's error code for a channel (or thread) that no longer exists.
 UNKNOWN_CHANNEL = 10003
 
@@ -58,7 +61,9 @@ class Intake:
     """An ordered queue of intake jobs and the jobs themselves.
 
     The client's event handlers only :meth:`enqueue` (see :class:`CopssClient`); :meth:`run`
-    takes the jobs one after another, so events reach the sink in the order they came.
+    takes the jobs one after another, so events reach the sink in the order they came. The
+    jobs waiting together (a burst) have their events stored together, in one transaction
+    where the hub can (group commit), instead of one transaction per event.
     """
 
     def __init__(self, client: CopssClient, webhooks: Webhooks) -> None:
@@ -66,7 +71,9 @@ class Intake:
         self.webhooks = webhooks
         #: Set once the newest gateway session has read what was said while none listened.
         self.caught_up = asyncio.Event()
-        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        # (job, whether it runs alone); ``_waiting`` is set while there are any.
+        self._jobs: deque[tuple[Job, bool]] = deque()
+        self._waiting = asyncio.Event()
         # Parents of threads seen only by id; a thread never moves to another channel.
         self._places: dict[int, ChannelRef] = {}
         self._warned_withheld = False
@@ -78,56 +85,108 @@ class Intake:
         # Set while new events are dropped (too many waiting): a catch-up is queued.
         self._dropping = False
 
-    def enqueue(self, job: Job) -> None:
+    @property
+    def waiting(self) -> int:
+        """Jobs queued and not taken yet."""
+        return len(self._jobs)
+
+    def enqueue(self, job: Job, *, alone: bool = False) -> None:
         """Queue a job behind the ones already waiting (synchronously: nothing overtakes).
+        ``alone``: the job needs each event stored before it goes on (catching up), so it
+        is not run together with others.
+
         While the store takes no events the jobs wait; beyond :data:`MAX_WAITING` new ones are
         dropped and one catch-up is queued instead, which reads them back from history."""
         if self._dropping:
             return
-        if self._jobs.qsize() >= MAX_WAITING and self._sources is not None:
+        if len(self._jobs) >= MAX_WAITING and self._sources is not None:
             self._dropping = True
             log.error(
                 "discord: %d events wait for the store; taking no more until it takes them "
                 "(what is said meanwhile is read back from history then)",
-                self._jobs.qsize(),
+                len(self._jobs),
             )
             checkpoints, stored, read = self._sources
-            self._jobs.put_nowait(lambda sink: self.catch_up(checkpoints, sink, stored, read))
-            return
-        self._jobs.put_nowait(job)
+            job, alone = lambda sink: self.catch_up(checkpoints, sink, stored, read), True
+        self._jobs.append((job, alone))
+        self._waiting.set()
 
     async def run(self, sink: EventSink) -> None:
-        """Run the queued jobs in order, feeding ``sink``, until cancelled. A job whose event
-        the store could not take is run again after the wait the hub asks for, the jobs behind
-        it waiting (nothing is lost, nothing overtakes)."""
+        """Run the queued jobs in order, feeding ``sink``, until cancelled. Events the store
+        could not take are offered again after the wait the hub asks for, the jobs behind
+        them waiting (nothing is lost, nothing overtakes)."""
         while True:
-            job = await self._jobs.get()
-            try:
-                await self._until_stored(job, sink)
-            except Exception:
-                # One bad event must not stop the ones behind it.
-                log.exception("discord: could not take in an event")
-            finally:
-                self._jobs.task_done()
+            if not self._jobs:
+                self._waiting.clear()
+                await self._waiting.wait()
+                continue
+            job, alone = self._jobs.popleft()
+            if alone:
+                await self._run_alone(job, sink)
+                continue
+            # The jobs waiting behind it, up to the next that must run alone.
+            jobs = [job]
+            while self._jobs and len(jobs) < TOGETHER and not self._jobs[0][1]:
+                jobs.append(self._jobs.popleft()[0])
+            await self._run_together(jobs, sink)
 
-    async def _until_stored(self, job: Job, sink: EventSink) -> None:
+    async def _run_alone(self, job: Job, sink: EventSink) -> None:
         failures = 0
         while True:
             try:
                 await job(sink)
             except SinkUnavailable as exc:
                 failures += 1
-                log.error(
-                    "discord: event not stored (%s); %d more waiting, retrying in %gs",
-                    exc,
-                    self._jobs.qsize(),
-                    exc.retry_after,
-                )
+                self._log_refused(exc)
                 await asyncio.sleep(exc.retry_after)
                 continue
+            except Exception:
+                # One bad job must not stop the ones behind it.
+                log.exception("discord: could not take in an event")
             if failures:
                 log.info("discord: the store takes events again (after %d failures)", failures)
             return
+
+    async def _run_together(self, jobs: list[Job], sink: EventSink) -> None:
+        """Translate the jobs' events in order, then hand them to the sink all at once (the
+        hub stores concurrent calls in call order). From the first event not stored on, they
+        are offered again after the wait; those stored meanwhile the inbox drops as copies."""
+        events: list[Event] = []
+
+        async def collect(event: Event) -> None:
+            events.append(event)
+
+        for job in jobs:
+            try:
+                await job(collect)
+            except Exception:
+                log.exception("discord: could not take in an event")
+        failures = 0
+        while events:
+            results = await asyncio.gather(*(sink(e) for e in events), return_exceptions=True)
+            refused: SinkUnavailable | None = None
+            for n, result in enumerate(results):
+                if isinstance(result, SinkUnavailable):
+                    refused = result
+                    events = events[n:]
+                    break
+                if isinstance(result, BaseException):
+                    log.error("discord: could not take in an event", exc_info=result)
+            if refused is None:
+                break
+            failures += 1
+            self._log_refused(refused)
+            await asyncio.sleep(refused.retry_after)
+        if failures:
+            log.info("discord: the store takes events again (after %d failures)", failures)
+
+    def _log_refused(self, exc: SinkUnavailable) -> None:
+        log.error(
+            "discord: event not stored (%s); %d more waiting, retrying in %gs",
+            exc,
+            len(self._jobs),
+            exc.retry_after,
+        )
 
     # -- events ---------------------------------------------------------------------------------
 

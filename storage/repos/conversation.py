@@ -178,12 +178,14 @@ class ConversationRepo:
             )
         )
 
-    async def checkpoints(self, platform: str) -> list[tuple[str, str | None, str]]:
-        """(chat id, thread id or None, message id) per channel of ``platform``: where reading
-        its history has to start again. That is after the newest message stored from a member
-        (copss's own replies do not count: they may be newer than members' messages not read
-        yet), or, where a catch-up had not finished reading the channel, after the message it
-        had to start from, whichever is older."""
+    async def checkpoints(
+        self, platform: str
+    ) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(chat id, thread id or None, newest member message id, catch-up note) per channel
+        of ``platform`` that has either: the newest message stored from a member (copss's own
+        replies do not count: they may be newer than members' messages not read yet), and
+        where a catch-up had not finished reading the channel, the message it had to start
+        after (see :func:`resume_after`)."""
         own = select(Member.id).where(Member.user_id == OWN_USER_ID, Member.is_bot.is_(True))
         newest = (
             select(Message.channel_id, func.max(Message.id).label("mid"))
@@ -205,9 +207,7 @@ class ConversationRepo:
                 or_(newest.c.mid.is_not(None), Channel.catch_up_after.is_not(None)),
             )
         )
-        return [
-            (chat, thread or None, _older(mid, marker)) for chat, thread, mid, marker in rows.all()
-        ]
+        return [(chat, thread or None, mid, marker) for chat, thread, mid, marker in rows.all()]
 
     async def begin_catch_up(
         self, platform: str, starts: Iterable[tuple[str, str | None, str]]
@@ -314,10 +314,20 @@ class ConversationRepo:
         return message, new
 
 
-def _older(newest: str | None, marker: str | None) -> str:
-    """The older of two message ids of one channel (numeric ids compare as numbers)."""
-    if newest is None or marker is None:
-        return cast(str, newest or marker)
-    if newest.isdigit() and marker.isdigit():
-        return newest if int(newest) <= int(marker) else marker
-    return marker
+def newer_id(a: str | None, b: str | None) -> str | None:
+    """The newer of two message ids of one channel (numeric ids compare as numbers)."""
+    if a is None or b is None:
+        return a or b
+    if a.isdigit() and b.isdigit():
+        return a if int(a) >= int(b) else b
+    return a
+
+
+def resume_after(newest: str | None, note: str | None) -> str | None:
+    """Where reading a channel's history starts again: after the newest message stored from
+    a member, or after a catch-up's note where one is left and older."""
+    if newest is None or note is None:
+        return newest or note
+    if newest.isdigit() and note.isdigit():
+        return newest if int(newest) <= int(note) else note
+    return note

@@ -69,6 +69,15 @@ class InboxRepo:
         )
         return rows.all()
 
+    async def pending_payloads(self, platform: str) -> list[dict[str, Any]]:
+        """The payloads of ``platform``'s events not handled yet, oldest first."""
+        rows = await self.session.scalars(
+            select(InboxEvent.payload)
+            .where(InboxEvent.platform == platform, InboxEvent.handled_at.is_(None))
+            .order_by(InboxEvent.id)
+        )
+        return list(rows.all())
+
     async def prune(self, before: datetime) -> int:
         """Forget handled events received before ``before``; returns how many."""
         result = await self.session.execute(

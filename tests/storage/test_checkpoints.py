@@ -1,5 +1,6 @@
 """Where catching up starts in each channel: after the newest message a member wrote (copss's
-own replies do not count), or where an unfinished catch-up had to start, whichever is older."""
+own replies do not count), or where an unfinished catch-up had to start, whichever is older;
+counting the events stored and not handled yet."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.repos.conversation import OWN_USER_ID, ConversationRepo
+from storage.engine import Database
+from storage.repos.conversation import OWN_USER_ID, ConversationRepo, resume_after
 from tests.engines import ENGINES, store_on
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
@@ -36,9 +38,7 @@ async def test_checkpoints_count_members_and_unfinished_catch_ups(
             await repo.add_message(forum, "1020", copss, "only copss spoke here", NOW)
             await repo.add_message(tg, "7", other, "telegram", NOW)
 
-        async with db.read() as s:
-            found = set(await ConversationRepo(s).checkpoints("discord"))
-        assert found == {("10", None, "1000"), ("11", None, "995")}
+        assert await resumes(db, "discord") == {("10", None, "1000"), ("11", None, "995")}
 
         # A catch-up starts in general after 900 and in the forum thread after 1015: those
         # count until it has read them, also where members' messages are newer.
@@ -46,14 +46,17 @@ async def test_checkpoints_count_members_and_unfinished_catch_ups(
             await ConversationRepo(s).begin_catch_up(
                 "discord", [("10", None, "900"), ("12", "13", "1015"), ("11", None, "999")]
             )
-        async with db.read() as s:
-            found = set(await ConversationRepo(s).checkpoints("discord"))
+        found = await resumes(db, "discord")
         assert found == {("10", None, "900"), ("11", None, "995"), ("12", "13", "1015")}
 
         async with db.session() as s:
             await ConversationRepo(s).end_catch_up("discord", "10", None)
             await ConversationRepo(s).end_catch_up("discord", "12", "13")
-        async with db.read() as s:
-            found = set(await ConversationRepo(s).checkpoints("discord"))
-            assert set(await ConversationRepo(s).checkpoints("telegram")) == {("-5", None, "7")}
-        assert found == {("10", None, "1000"), ("11", None, "995")}
+        assert await resumes(db, "telegram") == {("-5", None, "7")}
+        assert await resumes(db, "discord") == {("10", None, "1000"), ("11", None, "995")}
+
+
+async def resumes(db: Database, platform: str) -> set[tuple[str, str | None, str | None]]:
+    async with db.read() as s:
+        rows = await ConversationRepo(s).checkpoints(platform)
+    return {(chat, thread, resume_after(newest, note)) for chat, thread, newest, note in rows}
