@@ -5,8 +5,6 @@ started again; members go on talking throughout, also while copss is down. A las
 settles everything, and the store and both fakes are checked: every member message stored
 once, no event lost or parked, no reply posted twice, no bridged copy lost, and each copy
 posted twice explained by a send the kill interrupted (at-least-once: docs/reliability.md).
-Messages still lost to copss bugs are counted, each by its bug, and the test is marked xfail
-naming them (tests/faults/known_bugs.py); any other loss fails it.
 
 ``COPSS_FAULT_CYCLES`` sets the number of kills (default 100; each kill ends a process that
 serves both platforms, so it is a kill cycle for each of them). Each next process is started
@@ -54,7 +52,6 @@ from tests.adapters.dc_harness import PortalFake
 from tests.adapters.tg_harness import GROUP
 from tests.fakes.discord_gateway import JSON
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegramAPI, JSONDict
-from tests.faults.known_bugs import CATCH_UP_BUG, CRASH_PARKING_BUG, PARKED_BY_KILLS
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -433,19 +430,14 @@ async def test_killed_again_and_again_loses_nothing_and_repeats_no_reply(
         code = await copss.stop()
     assert code == 0, copss.tail()
 
-    figures, bugs = check(store, tg, dc, members)
+    figures = check(store, tg, dc, members)
     figures["kills"] = dict(kills)
     figures["seconds per cycle"] = round(cycles_took / max(CYCLES, 1), 2)
     print(f"\nkill cycles: {CYCLES} (each on both platforms)", *figures.items(), sep="\n  ")
-    if bugs:
-        pytest.xfail("; ".join(f"{count} message(s) lost: {bug}" for bug, count in bugs.items()))
 
 
-def check(
-    store: Path, tg: HoldingTelegram, dc: HoldingDiscord, members: Members
-) -> tuple[dict[str, Any], dict[str, int]]:
-    """Assert what the kills must not have done; return the figures, and the messages lost
-    to the copss bugs of tests/faults/known_bugs.py (the test is marked xfail for them)."""
+def check(store: Path, tg: HoldingTelegram, dc: HoldingDiscord, members: Members) -> dict[str, Any]:
+    """Assert what the kills must not have done; return the figures."""
     said = members.said
     with reading(store) as conn:
         stored = Counter(
@@ -460,24 +452,20 @@ def check(
             "SELECT platform, text, as_name, state, attempts, delivery, last_error FROM outbox"
         ).fetchall()
 
-    # Every member message stored once; every event handled, none given up. The messages
-    # lost are each explained by one of the two bugs, or the test fails.
+    # Every member message stored once; every event handled, none given up (kills from
+    # outside are no reason to park one), none lost.
     assert len({key for key, *_ in inbox}) == len(inbox)
     unhandled = [key for key, handled, *_ in inbox if handled is None]
     assert unhandled == []
     parked = {key: error for key, _, error, _ in inbox if error}
-    assert {k: e for k, e in parked.items() if not e.startswith(PARKED_BY_KILLS)} == {}
+    assert parked == {}
+    keys = {key for key, *_ in inbox}
     chat = {"telegram": GROUP, "discord": GENERAL}
     lost = [s for s in said if stored[(s.platform, s.message_id)] == 0]
-    by_bug: Counter[str] = Counter()
-    for s in lost:
-        key = f"message:{s.platform}:{chat[s.platform]}:{s.message_id}"
-        if key in parked:
-            by_bug[CRASH_PARKING_BUG] += 1
-        elif s.platform == "discord" and not any(k == key for k, *_ in inbox):
-            by_bug[CATCH_UP_BUG] += 1
-        else:
-            pytest.fail(f"lost, and not by a known bug: {s}")
+    never_read = [
+        s for s in lost if f"message:{s.platform}:{chat[s.platform]}:{s.message_id}" not in keys
+    ]
+    assert lost == [], f"{len(never_read)} of them never read: {never_read}"
     twice = [s for s in said if stored[(s.platform, s.message_id)] > 1]
     assert twice == []
 
@@ -537,8 +525,7 @@ def check(
             len([s for s in lost if s.platform == "telegram"]),
             len([s for s in lost if s.platform == "discord"]),
         ),
-        "of them parked after kills": by_bug[CRASH_PARKING_BUG],
-        "of them never read from Discord": by_bug[CATCH_UP_BUG],
+        "events parked": len(parked),
         "messages stored twice": len(twice),
         "replies posted (telegram, discord)": (sum(tg_replies.values()), sum(dc_replies.values())),
         "replies posted twice": len(replies_twice),
@@ -556,4 +543,4 @@ def check(
             sum(max(0, copies.get(s.text, 0) - 1) for s in said if s.platform == "telegram"),
         ),
         "events tried more than once": sum(1 for *_, tries in inbox if tries > 1),
-    }, dict(by_bug)
+    }
