@@ -152,6 +152,12 @@ class Adapter(ABC):
     #: queued message sent (the console uses it to finish a line before reading the next).
     settled: Callable[[], Awaitable[None]] | None = None
 
+    def repeat_safe_for(self, as_name: str | None) -> float:
+        """Seconds after a send began during which sending the same outbox row again (the
+        same :attr:`Outgoing.key`) cannot post it twice, for a message posted as ``as_name``
+        (None: as the bot). 0 by default: the platform has no idempotency key (Telegram)."""
+        return 0.0
+
     @abstractmethod
     async def start(self, sink: EventSink) -> None:
         """Connect and deliver events to ``sink`` until closed."""

@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
@@ -196,7 +196,7 @@ class Sender:
                     if row is not None and row.state == "sending" and row.id not in self._outcomes:
                         # No send of it is under way (this process holds the chat's lease and
                         # keeps no outcome of it): an earlier run stopped during its send.
-                        self._interrupted(row)
+                        self._interrupted(row, adapter)
                         continue
                 if row is None or row.state != "pending":
                     return
@@ -213,10 +213,12 @@ class Sender:
             else:
                 await leases.release(chat)
 
-    def _interrupted(self, row: OutboxMessage) -> None:
+    def _interrupted(self, row: OutboxMessage, adapter: Adapter) -> None:
         """A row a previous run left "sending" (it stopped mid-call, maybe after the platform
-        accepted): a bridged copy goes back to pending (at-least-once), copss's own message
-        becomes "unsure" and is not sent again (at-most-once); one log line each."""
+        accepted): a bridged copy goes back to pending (at-least-once), and so does copss's
+        own message where the platform cannot post a repeated send twice (Discord's nonce,
+        for a few minutes); otherwise copss's own message becomes "unsure" and is not sent
+        again (at-most-once). One log line each."""
         where = f"{row.platform}:{row.chat_id}"
         if row.meta.get("action") in ("edit", "delete") or row.delivery != AT_MOST_ONCE:
             log.warning(
@@ -224,6 +226,16 @@ class Sender:
             )
             row.state = "pending"
             row.last_error = "copss stopped during the send; sent again"
+        elif _within(row.attempted_at, adapter.repeat_safe_for(row.as_name)):
+            log.warning(
+                "outbox %d to %s: copss stopped during its send; sending it again (%s posts "
+                "a repeated send once)",
+                row.id,
+                where,
+                row.platform,
+            )
+            row.state = "pending"
+            row.last_error = "copss stopped during the send; sent again (posted once)"
         else:
             log.warning(
                 "outbox %d to %s: copss stopped during its send; it may have arrived, "
@@ -461,3 +473,8 @@ class Sender:
             if hooks:
                 for hook in self.hub.sent_hooks:
                     await hook(session, fresh, message_id)
+
+
+def _within(began: datetime | None, seconds: float) -> bool:
+    """Whether less than ``seconds`` have passed since ``began``."""
+    return began is not None and seconds > 0 and (utcnow() - began).total_seconds() < seconds

@@ -75,6 +75,12 @@ class _OneLineReconnects(logging.Filter):
 _ONE_LINE_RECONNECTS = _OneLineReconnects()
 
 
+#: Seconds after a send began during which sending the same row again is safe: Discord
+#: checks an enforced nonce against the bot's messages of "the past few minutes"; one minute
+#: stays well inside that.
+NONCE_WINDOW = 60.0
+
+
 class DiscordAdapter(Adapter):
     """A Discord bot: text channels, threads, forum posts and DMs; slash and text commands.
 
@@ -147,6 +153,12 @@ class DiscordAdapter(Adapter):
         """Disconnect; ``start`` returns soon after."""
         self._closing = True
         await self.client.close()
+
+    def repeat_safe_for(self, as_name: str | None) -> float:
+        """copss's own messages carry a nonce derived from the outbox row, which Discord
+        enforces for a few minutes (it hands back the message it made instead of posting
+        another); webhook executions (bridged copies, ``as_name``) take none."""
+        return NONCE_WINDOW if as_name is None else 0.0
 
     async def send(self, message: Outgoing, progress: Progress | None = None) -> list[str]:
         """Post in the channel or thread (see :meth:`Sender.send`); every chunk's id."""
