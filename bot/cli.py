@@ -14,7 +14,7 @@ from pathlib import Path
 from adapters.base import AdapterError
 from bot import __version__
 from bot.config import Config, ConfigError, load_config, with_role
-from bot.importing.records import ImportFileError
+from bot.importing.records import FirstPass, ImportFileError
 from bot.logs import setup_logging
 from bot.store_setup import prepare_store
 from faq.kb import KnowledgeBaseError, read_file, store_entries
@@ -250,21 +250,23 @@ async def _report(config: Config, out: Path, community: int | None, since: datet
     return 0
 
 
-def _check_export(platform: str, file: Path) -> int:
+def _check_export(platform: str, file: Path) -> FirstPass:
     # A file that cannot be read whole stops here, before the store is opened.
-    from bot.importing.run import count
+    from bot.importing.run import first_pass
 
     if not file.is_file():
         raise ImportFileError(str(file), "no such file", offset=None, messages=0)
-    return count(platform, file)
+    return first_pass(platform, file)
 
 
-async def _import(config: Config, platform: str, file: Path, total: int, quiet: bool) -> int:
+async def _import(
+    config: Config, platform: str, file: Path, checked: FirstPass, quiet: bool
+) -> int:
     from bot.importing.run import import_file
 
     db = await prepare_store(config, writable=True)
     try:
-        stats = await import_file(db, platform, file, progress=not quiet, total=total)
+        stats = await import_file(db, platform, file, progress=not quiet, checked=checked)
     finally:
         await db.close()
     print(
@@ -301,8 +303,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "kb":
             return asyncio.run(_kb_load(config, args.file))
         if args.command == "import":
-            total = _check_export(args.platform, args.file)
-            return asyncio.run(_import(config, args.platform, args.file, total, args.quiet))
+            from bot.importing.gcpolicy import fewer_collections
+
+            # From the first pass on: the messages it keeps are not rescanned by the collector
+            # while the store is opened and migrated.
+            with fewer_collections():
+                checked = _check_export(args.platform, args.file)
+                return asyncio.run(_import(config, args.platform, args.file, checked, args.quiet))
         if args.command == "report":
             return asyncio.run(_report(config, args.out, args.community, args.since))
     except (ConfigError, StorageError, KnowledgeBaseError) as exc:

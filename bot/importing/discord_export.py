@@ -23,6 +23,7 @@ from typing import Any
 from bot.importing.records import (
     CHECKED,
     ExportChannel,
+    FirstPass,
     ImportedMessage,
     ImportFileError,
     Reaction,
@@ -68,16 +69,21 @@ def channel_of(fields: dict[str, Any]) -> tuple[ExportChannel, str]:
 
 def read(path: Path) -> Iterator[ImportedMessage]:
     """Every member message of the export, in file order (raises :class:`ImportFileError`)."""
-    return _read(path, build=True)
+    return _read(path, None)
 
 
-def check(path: Path) -> int:
+def check(path: Path, keep: FirstPass | None = None) -> int:
     """How many messages :func:`read` yields, reading the whole file as it does and raising the
-    same :class:`ImportFileError` for a file it cannot read whole, without building them."""
-    return sum(1 for _ in _read(path, build=False))
+    same :class:`ImportFileError` for a file it cannot read whole. The messages are built (and
+    kept) only while ``keep`` has room for them; without it, none is."""
+    first = keep if keep is not None else FirstPass()
+    for message in _read(path, first):
+        first.add(message)
+    return first.count
 
 
-def _read(path: Path, *, build: bool) -> Iterator[ImportedMessage]:
+def _read(path: Path, keep: FirstPass | None) -> Iterator[ImportedMessage]:
+    # keep None: every message is built (the import); else only while keep is building.
     fields, key = header(path, frozenset({"messages"}))
     if key is None:
         raise ImportFileError(
@@ -93,7 +99,7 @@ def _read(path: Path, *, build: bool) -> Iterator[ImportedMessage]:
     read_so_far = [0]
     for raw in items(path, "messages.item", lambda: read_so_far[0]):
         try:
-            found = _parse(channel, post_title, raw, build)
+            found = _parse(channel, post_title, raw, keep is None or keep.building)
         except (ValueError, TypeError, AttributeError) as exc:
             raise ImportFileError(
                 str(path),
@@ -109,8 +115,8 @@ def _read(path: Path, *, build: bool) -> Iterator[ImportedMessage]:
 def _parse(
     channel: ExportChannel, post_title: str, raw: dict[str, Any], build: bool = True
 ) -> ImportedMessage | None:
-    # build=False (the first pass): every step runs, so a message that cannot be read fails
-    # here as it would in the second pass, but no record is built.
+    # build=False (the first pass, past what it keeps): every step runs, so a message that
+    # cannot be read fails here as it would when read again, but no record is built.
     message_id = _id(raw.get("id"))
     if message_id is None:
         raise ValueError("no message id")

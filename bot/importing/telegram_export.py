@@ -34,6 +34,7 @@ from typing import Any
 from bot.importing.records import (
     CHECKED,
     ExportChannel,
+    FirstPass,
     ImportedMessage,
     ImportFileError,
     Reaction,
@@ -157,16 +158,21 @@ def _title(name: Any) -> str | None:
 
 def read(path: Path) -> Iterator[ImportedMessage]:
     """Every member message of the export, in file order (raises :class:`ImportFileError`)."""
-    return _read(path, build=True)
+    return _read(path, None)
 
 
-def check(path: Path) -> int:
+def check(path: Path, keep: FirstPass | None = None) -> int:
     """How many messages :func:`read` yields, reading the whole file as it does and raising the
-    same :class:`ImportFileError` for a file it cannot read whole, without building them."""
-    return sum(1 for _ in _read(path, build=False))
+    same :class:`ImportFileError` for a file it cannot read whole. The messages are built (and
+    kept) only while ``keep`` has room for them; without it, none is."""
+    first = keep if keep is not None else FirstPass()
+    for message in _read(path, first):
+        first.add(message)
+    return first.count
 
 
-def _read(path: Path, *, build: bool) -> Iterator[ImportedMessage]:
+def _read(path: Path, keep: FirstPass | None) -> Iterator[ImportedMessage]:
+    # keep None: every message is built (the import); else only while keep is building.
     fields, key = header(path, frozenset({"messages", "chats", "left_chats"}))
     if key is None:
         raise ImportFileError(
@@ -182,15 +188,17 @@ def _read(path: Path, *, build: bool) -> Iterator[ImportedMessage]:
         except ValueError as exc:
             raise ImportFileError(str(path), str(exc), offset=None, messages=0) from exc
         for raw in items(path, "messages.item", lambda: read_so_far[0]):
-            found = _message(path, chat, raw, read_so_far[0], build)
+            found = _message(path, chat, raw, read_so_far[0], keep is None or keep.building)
             read_so_far[0] += 1
             if found is not None:
                 yield found
         return
-    yield from _account(path, read_so_far, build)
+    yield from _account(path, read_so_far, keep)
 
 
-def _account(path: Path, read_so_far: list[int], build: bool) -> Iterator[ImportedMessage]:
+def _account(
+    path: Path, read_so_far: list[int], keep: FirstPass | None
+) -> Iterator[ImportedMessage]:
     # The chat's fields (name, type, id) come before its messages: the events are watched on
     # their way to the object builder, and left chats read like the others.
     current: dict[str, Any] = {}
@@ -216,7 +224,7 @@ def _account(path: Path, read_so_far: list[int], build: bool) -> Iterator[Import
                 raise ImportFileError(
                     str(path), str(exc), offset=None, messages=read_so_far[0]
                 ) from exc
-        found = _message(path, chats[0], raw, read_so_far[0], build)
+        found = _message(path, chats[0], raw, read_so_far[0], keep is None or keep.building)
         read_so_far[0] += 1
         if found is not None:
             yield found
@@ -237,8 +245,8 @@ def _message(
 
 
 def _parse(chat: _Chat, raw: dict[str, Any], build: bool = True) -> ImportedMessage | None:
-    # build=False (the first pass): every step runs, so a message that cannot be read fails
-    # here as it would in the second pass, but no record is built.
+    # build=False (the first pass, past what it keeps): every step runs, so a message that
+    # cannot be read fails here as it would when read again, but no record is built.
     number = _int_id(raw.get("id"))
     if number is None:
         raise ValueError("no message id")

@@ -1,6 +1,8 @@
 """The first pass (``check``) reads a file exactly as the import's second pass (``read``) will:
 the same count for a good file, the same error at the same message for a bad one. Were it to
-pass a file the second pass then fails on, batches would be written before the failure."""
+pass a file the second pass then fails on, batches would be written before the failure. The
+messages it keeps (which the import stores instead of reading the file again) are those
+``read`` yields."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import Any
 import pytest
 
 from bot.importing import discord_export, telegram_export
-from bot.importing.records import ImportedMessage, ImportFileError
-from bot.importing.run import count
+from bot.importing.records import RECORD_BYTES, FirstPass, ImportedMessage, ImportFileError
+from bot.importing.run import count, first_pass
 from tests.importing.exports import mixed_history, tg_chat, tg_message, write
 
 Reader = Callable[[Path], Iterator[ImportedMessage]]
@@ -133,3 +135,48 @@ def test_a_cut_file_fails_both_passes_alike(tmp_path: Path) -> None:
     read, check = both(telegram_export.read, telegram_export.check, cut)
     assert isinstance(read, str) and "ends too early" in read
     assert check == read
+
+
+def kept_by(check: Callable[[Path, FirstPass | None], int], path: Path) -> list[ImportedMessage]:
+    first = FirstPass(2**30)
+    assert check(path, first) == first.count
+    kept = first.take()
+    assert kept is not None
+    messages = list(kept)
+    assert first.take() is None, "handed over once"
+    return messages
+
+
+def test_the_messages_kept_are_those_read_yields(tmp_path: Path) -> None:
+    history = mixed_history(300)
+    history.insert(5, {"id": 9000, "type": "service", "action": "topic_created", "title": "T"})
+    history.insert(9, good(9001) | {"reply_to_message_id": 9000, "forwarded_from": "X"})
+    history.insert(12, good(9002) | {"reply_to_message_id": 9000})
+    single = write(tmp_path / "one.json", tg_chat(history))
+    account = write(
+        tmp_path / "all.json",
+        {
+            "chats": {"list": [tg_chat(history[:50], id=5), tg_chat(history[50:], id=6)]},
+            "left_chats": {"list": [tg_chat([good(1)], id=7, type="private_group")]},
+        },
+    )
+    for path in (single, account):
+        kept = kept_by(telegram_export.check, path)
+        assert len(kept) > 250
+        assert kept == list(telegram_export.read(path))
+    messages = [dce(i) for i in range(1, 30)] + [dce(31, reference={"messageId": "2"})]
+    messages += [dce(32, reference={"messageId": "3", "type": "Forward"})]
+    path = dce_file(tmp_path / "ok.json", messages)
+    assert kept_by(discord_export.check, path) == list(discord_export.read(path))
+
+
+def test_past_its_budget_the_first_pass_keeps_nothing_and_counts_on(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.json", tg_chat(mixed_history(300)))
+    total = count("telegram", path)
+    assert total > 250
+    small = first_pass("telegram", path, keep=RECORD_BYTES * 50)
+    assert small.count == total and not small.building and small.take() is None
+    assert first_pass("telegram", path, keep=0).take() is None
+    whole = first_pass("telegram", path)
+    assert whole.count == total
+    assert len(list(whole.take() or ())) == total

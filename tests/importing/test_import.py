@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, func, select, text
 
+from bot.importing import run
 from bot.importing.records import ImportedMessage, ImportFileError
-from bot.importing.run import import_file
+from bot.importing.run import first_pass, import_file
 from bot.importing.threads import ThreadBuilder, Verdict
 from bot.importing.writer import Writer
 from faq.matcher import LexicalMatcher
@@ -187,6 +188,25 @@ async def test_broken_file_writes_nothing(store: Database, tmp_path: Path) -> No
     with pytest.raises(ImportFileError, match="ends too early"):
         await import_file(store, "telegram", cut)
     assert await counts(store) == before
+
+
+async def test_an_export_the_first_pass_kept_is_not_read_again(
+    store: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "r.json", tg_chat(mixed_history(200)))
+    checked = first_pass("telegram", path)
+    path.unlink()  # the import stores what the first pass kept
+    stats = await import_file(store, "telegram", path, checked=checked)
+    assert stats.read == checked.count > 150
+    whole = await counts(store)
+    # An export too large to keep is read again, and stores the same.
+    monkeypatch.setattr(run, "KEEP", 0)
+    again = write(tmp_path / "again.json", tg_chat(mixed_history(200)))
+    async with store_on("sqlite" if store.is_sqlite else "postgres", tmp_path / "b") as other:
+        checked = first_pass("telegram", again)
+        assert checked.take() is None
+        assert (await import_file(other, "telegram", again, checked=checked)).read == stats.read
+        assert await counts(other) == whole
 
 
 async def test_import_into_the_store_of_a_running_copss(copss: Harness, tmp_path: Path) -> None:
