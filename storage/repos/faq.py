@@ -33,6 +33,29 @@ class FaqRepo:
         )
         return await self.session.scalar(select(FaqEntry).where(cond, FaqEntry.slug == slug))
 
+    async def by_slugs(self, community_id: int | None, slugs: Sequence[str]) -> dict[str, FaqEntry]:
+        """The entries of a community (or of the global set) with these slugs, by slug."""
+        cond = (
+            FaqEntry.community_id.is_(None)
+            if community_id is None
+            else FaqEntry.community_id == community_id
+        )
+        found: dict[str, FaqEntry] = {}
+        # In chunks: SQLite before 3.32 takes at most 999 parameters a statement.
+        for start in range(0, len(slugs), 500):
+            chunk = list(slugs[start : start + 500])
+            rows = await self.session.scalars(
+                select(FaqEntry).where(cond, FaqEntry.slug.in_(chunk))
+            )
+            found.update((e.slug, e) for e in rows)
+        return found
+
+    def add(self, community_id: int | None, slug: str, **fields: Any) -> FaqEntry:
+        """A new entry, written at the session's next flush."""
+        entry = FaqEntry(community_id=community_id, slug=slug, **fields)
+        self.session.add(entry)
+        return entry
+
     async def upsert(self, community_id: int | None, slug: str, **fields: Any) -> bool:
         """Create or update an entry; returns True when it was created."""
         entry = await self.by_slug(community_id, slug)
