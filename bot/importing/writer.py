@@ -188,11 +188,13 @@ class Writer:
             )
             self.stats.channels += 1
         settings = conn.scalar(select(Community.settings).where(Community.id == community_id))
-        # Imported here: bot.features.settings brings the matcher, which an import needs only
-        # for this (once per channel).
-        from bot.features.settings import community_synonyms
+        synonyms = DEFAULT  # what a community without settings has (a new one)
+        if settings:
+            # Imported here: bot.features.settings brings the matcher, which an import needs
+            # only for this (once per channel of a community with settings).
+            from bot.features.settings import community_synonyms
 
-        synonyms = community_synonyms(Community(settings=dict(settings or {})))
+            synonyms = community_synonyms(Community(settings=dict(settings)))
         return _Place(channel_id, community_id, synonyms)
 
     def _resolve_members(self, conn: Connection, batch: list[ImportedMessage]) -> None:
