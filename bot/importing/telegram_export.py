@@ -263,10 +263,13 @@ def _parse(chat: _Chat, raw: dict[str, Any], build: bool = True) -> ImportedMess
     sent_at = when(raw, "date_unixtime", "date")
     if sent_at is None:
         raise ValueError("no date")
-    reply = _int_id(raw.get("reply_to_message_id"))
+    # The fields most messages lack, or have in their usual form, are read without a call
+    # (each is what the call would give).
+    reply_field = raw.get("reply_to_message_id")
+    reply = None if reply_field is None else _int_id(reply_field)
     reply_to = str(reply) if reply is not None and not raw.get("reply_to_peer_id") else None
     channel = chat.root
-    if reply_to is not None:
+    if reply_to is not None and chat.topics:  # a chat without topics has no topic messages
         if reply_to in chat.topics:
             channel, reply_to = chat.topics[reply_to], None
         else:
@@ -275,12 +278,21 @@ def _parse(chat: _Chat, raw: dict[str, Any], build: bool = True) -> ImportedMess
                 channel = chat.topics[topic]
     if channel.thread_id:
         chat.topic_of[message_id] = channel.thread_id
-    author_id = user_id_of(raw.get("from_id"))
+    from_id = raw.get("from_id")
+    author_id = (
+        _user_id_of_text(from_id) if type(from_id) is str and from_id else user_id_of(from_id)
+    )
     name = raw.get("from")
     author_name = str(name) if name else ("Deleted Account" if author_id else "unknown")
-    text = text_of(raw.get("text"))
-    edited_at = when(raw, "edited_unixtime", "edited")
-    reactions = _reactions(raw.get("reactions"))
+    text_field = raw.get("text")
+    text = text_field if type(text_field) is str else text_of(text_field)
+    edited_at = (
+        when(raw, "edited_unixtime", "edited")
+        if "edited_unixtime" in raw or "edited" in raw
+        else None
+    )
+    reaction_field = raw.get("reactions")
+    reactions = _reactions(reaction_field) if reaction_field else ()
     if not build:
         return CHECKED
     # Positional: a dataclass's __init__ takes keywords at twice the cost.

@@ -211,3 +211,29 @@ def test_malformed_files(tmp_path: Path, content: bytes, words: str) -> None:
     with pytest.raises(ImportFileError) as caught:
         list(read(path))
     assert words in str(caught.value)
+
+
+def test_edit_times_author_ids_and_empty_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "result.json",
+        tg_chat(
+            [
+                tg_message(1, "edited", edited_unixtime="1700000100", edited="x"),
+                tg_message(2, "edited in an old export", edited="2023-11-14T22:15:00"),
+                tg_message(3, "never edited", who_id=None, reactions=[]),
+                tg_message(4, "empty author id", who=None, who_id=""),
+                tg_message(5, "a chat's id", who_id="chat12", reactions=None),
+                tg_message(6, None, who_id=12.0),
+            ]
+        ),
+    )
+    got = list(read(path))
+    assert [m.edited_at for m in got[:3]] == [
+        datetime.fromtimestamp(1_700_000_100, UTC),
+        datetime(2023, 11, 14, 22, 15, tzinfo=UTC),
+        None,
+    ]
+    assert [m.author_id for m in got] == ["1", "1", None, None, "-12", "12"]
+    assert [m.author_name for m in got[2:4]] == ["Alice", "unknown"]
+    assert all(m.reactions == () for m in got)
+    assert got[5].text == ""
