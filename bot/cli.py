@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-from adapters.base import AdapterError
 from bot import __version__
 from bot.config import Config, ConfigError, load_config, with_role
 from bot.importing.records import FirstPass, ImportFileError
@@ -278,6 +277,17 @@ async def _import(
     return 0
 
 
+def _serve(config: Config) -> int:
+    # Imported here, as the adapters are: only running copss can meet an AdapterError.
+    from adapters.base import AdapterError
+
+    try:
+        return asyncio.run(_run(config))
+    except AdapterError as exc:
+        print(f"copss: {exc}", file=sys.stderr)
+        return 1
+
+
 async def _run(config: Config) -> int:
     from bot.app import App  # the adapters and the hub: only for running copss
 
@@ -295,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             if args.role is not None:
                 config = with_role(config, args.role)
-            return asyncio.run(_run(config))
+            return _serve(config)
         if args.command == "ask":
             return asyncio.run(_ask(config, " ".join(args.text), args.json, args.limit))
         if args.command == "db":
@@ -318,9 +328,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportFileError as exc:
         print(f"copss: {exc}; nothing was imported", file=sys.stderr)
         return EXIT_USAGE
-    except AdapterError as exc:
-        print(f"copss: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     return EXIT_USAGE
