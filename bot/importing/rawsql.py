@@ -22,6 +22,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection
@@ -124,7 +125,7 @@ class Raw:
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             text = statement.replace("{values}", ", ".join([group] * len(chunk))) + tail
-            self._cursor.execute(self._text(text), [v for row in chunk for v in row])
+            self._cursor.execute(self._text(text), list(chain.from_iterable(chunk)))
             if returning:
                 added += self._cursor.fetchall()
         return added
