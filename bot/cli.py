@@ -313,11 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "kb":
             return asyncio.run(_kb_load(config, args.file))
         if args.command == "import":
-            from bot.importing.gcpolicy import fewer_collections
+            from bot.importing.gcpolicy import collector_paused
 
-            # From the first pass on: the messages it keeps are not rescanned by the collector
-            # while the store is opened and migrated.
-            with fewer_collections():
+            # Paused from the first pass on, as during the import itself (see gcpolicy): the
+            # messages the pass keeps are not rescanned while the store is opened.
+            with collector_paused():
                 checked = _check_export(args.platform, args.file)
                 return asyncio.run(_import(config, args.platform, args.file, checked, args.quiet))
         if args.command == "report":

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bot.importing import discord_export, telegram_export
-from bot.importing.gcpolicy import fewer_collections
+from bot.importing.gcpolicy import collector_paused
 from bot.importing.records import FirstPass, ImportedMessage
 from bot.importing.writer import BATCH, ImportStats, Writer
 from storage.engine import Database
@@ -42,7 +42,7 @@ def first_pass(platform: str, path: Path, keep: int | None = None) -> FirstPass:
     :data:`KEEP`); raises :class:`~bot.importing.records.ImportFileError` for a file that
     cannot be read whole."""
     found = FirstPass(KEEP if keep is None else keep)
-    with fewer_collections():
+    with collector_paused():
         CHECKS[platform](path, found)
     return found
 

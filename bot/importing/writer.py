@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
-from bot.importing.gcpolicy import fewer_collections
+from bot.importing.gcpolicy import collector_paused
 from bot.importing.rawsql import Raw
 from bot.importing.records import ChannelKey, ImportedMessage
 from bot.importing.threads import Bounded, MsgKey, ThreadBuilder, ThreadState, Verdict, key_of
@@ -103,7 +103,7 @@ class Writer:
     ) -> ImportStats:
         """Store every message, one write transaction per batch."""
         pending: list[ImportedMessage] = []
-        with fewer_collections():
+        with collector_paused():
             for message in messages:
                 pending.append(message)
                 if len(pending) >= self.batch:

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, func, select, text
 
-from bot.importing import run
+from bot.importing import run, telegram_export
+from bot.importing.gcpolicy import collector_paused
 from bot.importing.records import ImportedMessage, ImportFileError
 from bot.importing.run import first_pass, import_file
 from bot.importing.threads import ThreadBuilder, Verdict
@@ -322,18 +324,34 @@ async def test_a_failed_batch_stops_the_import_and_a_rerun_completes_it(
         assert await counts(clean) == whole
 
 
-async def test_collections_are_fewer_during_an_import_only(
+async def test_the_collector_is_paused_during_an_import_only(
     store: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = gc.get_threshold()
+    assert gc.isenabled()
     seen = []
     feed = ThreadBuilder.feed
+    parse = telegram_export._parse
 
     def watched(self: ThreadBuilder, m: ImportedMessage) -> Verdict:
-        seen.append(gc.get_threshold())
+        seen.append(("judging", gc.isenabled()))
         return feed(self, m)
 
+    def read(*args: Any) -> ImportedMessage | None:
+        seen.append(("reading", gc.isenabled()))
+        return parse(*args)
+
     monkeypatch.setattr(ThreadBuilder, "feed", watched)
-    await import_file(store, "telegram", write(tmp_path / "r.json", tg_chat(bike_history())))
-    assert seen and all(t[0] >= 50_000 for t in seen)
-    assert gc.get_threshold() == before
+    monkeypatch.setattr(telegram_export, "_parse", read)
+    path = write(tmp_path / "r.json", tg_chat(bike_history()))
+    await import_file(store, "telegram", path)
+    assert {"judging", "reading"} == {what for what, _ in seen}
+    assert not any(enabled for _, enabled in seen)
+    assert gc.isenabled()
+    # Paused before (by the caller), paused after.
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
