@@ -101,6 +101,9 @@ class ConsoleAdapter(Adapter):
         # cursor stands on the prompt's line (a newline is owed before anything else).
         self._editing = False
         self._on_prompt_line = False
+        # A terminal read is under way: its prompt is on the screen or about to be (readline
+        # draws it before it tells so), so a stop owes a newline.
+        self._reading = False
         # readline tells when its prompt is on the screen (see _line_editing).
         self._hooked = False
 
@@ -318,6 +321,7 @@ class ConsoleAdapter(Adapter):
         if not self._tty:
             line = self.stdin.readline()
             return line if line else None
+        self._reading = True
         try:
             if self.stdin is sys.stdin and self.stdout is sys.stdout:
                 if not self._hooked:
@@ -335,6 +339,7 @@ class ConsoleAdapter(Adapter):
             return None
         finally:
             self._editing = False
+            self._reading = False
         self._on_prompt_line = False
         return line
 
@@ -363,9 +368,9 @@ class ConsoleAdapter(Adapter):
     def _give_terminal_back(self) -> None:
         if self._saved_mode is not None:
             _set_terminal_mode(self.stdin, self._saved_mode)
-        if self._on_prompt_line:
+        if self._on_prompt_line or self._reading:
             # Ctrl-D, Ctrl-C or a stop at the prompt: the shell's prompt gets a line of its own.
-            self._on_prompt_line = False
+            self._on_prompt_line = self._reading = False
             self.stdout.write("\n")
             self.stdout.flush()
 
