@@ -27,6 +27,7 @@ from bot.importing.records import (
     ImportedMessage,
     ImportFileError,
     Reaction,
+    first_pass_count,
 )
 from bot.importing.stream import header, items
 
@@ -76,10 +77,7 @@ def check(path: Path, keep: FirstPass | None = None) -> int:
     """How many messages :func:`read` yields, reading the whole file as it does and raising the
     same :class:`ImportFileError` for a file it cannot read whole. The messages are built (and
     kept) only while ``keep`` has room for them; without it, none is."""
-    first = keep if keep is not None else FirstPass()
-    for message in _read(path, first):
-        first.add(message)
-    return first.count
+    return first_pass_count(_read, path, keep)
 
 
 def _read(path: Path, keep: FirstPass | None) -> Iterator[ImportedMessage]:

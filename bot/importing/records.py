@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 #: A channel as the store keys it: (platform, chat id, thread id or "").
 ChannelKey = tuple[str, str, str]
@@ -103,6 +104,20 @@ class FirstPass:
         if kept is None:
             return None
         return _drain(kept)
+
+
+def first_pass_count(
+    read: Callable[[Path, FirstPass | None], Iterator[ImportedMessage]],
+    path: Path,
+    keep: FirstPass | None,
+) -> int:
+    """Run an export reader's first pass: every message read (raising its
+    :class:`ImportFileError` for a file it cannot read whole), built and kept only while
+    ``keep`` has room; returns how many there are."""
+    first = keep if keep is not None else FirstPass()
+    for message in read(path, first):
+        first.add(message)
+    return first.count
 
 
 def _drain(kept: deque[ImportedMessage]) -> Iterator[ImportedMessage]:

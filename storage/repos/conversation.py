@@ -215,19 +215,15 @@ class ConversationRepo:
         """Note that a catch-up reads each channel (chat id, thread id or None) after a
         message id, until :meth:`end_catch_up` says it has read it."""
         for chat, thread, after in starts:
-            await self.session.execute(
-                update(Channel)
-                .where(
-                    Channel.platform == platform,
-                    Channel.chat_id == chat,
-                    Channel.thread_id == (thread or ""),
-                )
-                .values(catch_up_after=after)
-                .execution_options(synchronize_session=False)
-            )
+            await self._note_catch_up(platform, chat, thread, after)
 
     async def end_catch_up(self, platform: str, chat_id: str, thread_id: str | None) -> None:
         """A catch-up has read the channel's history up to now."""
+        await self._note_catch_up(platform, chat_id, thread_id, None)
+
+    async def _note_catch_up(
+        self, platform: str, chat_id: str, thread_id: str | None, after: str | None
+    ) -> None:
         await self.session.execute(
             update(Channel)
             .where(
@@ -235,7 +231,7 @@ class ConversationRepo:
                 Channel.chat_id == chat_id,
                 Channel.thread_id == (thread_id or ""),
             )
-            .values(catch_up_after=None)
+            .values(catch_up_after=after)
             .execution_options(synchronize_session=False)
         )
 

@@ -54,6 +54,17 @@ class PortalFake(FakeDiscord):
         await super()._identify(conn, data)
 
 
+def one_server(
+    fake: FakeDiscord, guild: int, channels: dict[int, str], members: dict[int, str]
+) -> None:
+    """Give ``fake`` a server with these text channels and members (ids to names)."""
+    fake.add_guild(guild, "Expats NL")
+    for channel_id, name in channels.items():
+        fake.add_channel(guild, channel_id, name)
+    for user_id, name in members.items():
+        fake.add_member(guild, user_id, name)
+
+
 class DiscordHarness(WatchesEvents):
     """Starts and stops copss (as often as a test likes) on one store and one fake Discord,
     and tells a test when the events it caused have reached the hub."""

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from storage.models import InboxEvent, Message
 from storage.repos.queues import InboxRepo
-from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake
+from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake, one_server
 
 GUILD, GENERAL, ALICE = 920_000_000_000_000_001, 920_000_000_000_000_010, 920_000_000_000_000_100
 BURST = 150
@@ -33,9 +33,7 @@ async def test_a_burst_is_stored_in_few_transactions_in_order(
 
     monkeypatch.setattr(InboxRepo, "put_many", counted_put)
     async with PortalFake(token=TOKEN) as fake:
-        fake.add_guild(GUILD, "Expats NL")
-        fake.add_channel(GUILD, GENERAL, "general")
-        fake.add_member(GUILD, ALICE, "Alice")
+        one_server(fake, GUILD, {GENERAL: "general"}, {ALICE: "Alice"})
         h = DiscordHarness(fake, tmp_path)
         await h.start()
         try:

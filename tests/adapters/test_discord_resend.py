@@ -13,7 +13,7 @@ from bot.context import AT_MOST_ONCE
 from bot.events import ChannelRef, Outgoing
 from storage.engine import Database
 from storage.models import OutboxMessage, utcnow
-from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake
+from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake, one_server
 
 GUILD, GENERAL, RANDOM = 930_000_000_000_000_001, 930_000_000_000_000_010, 930_000_000_000_000_011
 ALICE = 930_000_000_000_000_100
@@ -23,10 +23,7 @@ async def test_an_interrupted_reply_is_sent_again_under_the_nonce_and_posted_onc
     tmp_path: Path,
 ) -> None:
     async with PortalFake(token=TOKEN) as fake:
-        fake.add_guild(GUILD, "Expats NL")
-        fake.add_channel(GUILD, GENERAL, "general")
-        fake.add_channel(GUILD, RANDOM, "random")
-        fake.add_member(GUILD, ALICE, "Alice")
+        one_server(fake, GUILD, {GENERAL: "general", RANDOM: "random"}, {ALICE: "Alice"})
         h = DiscordHarness(fake, tmp_path)
         await h.start()
         try:

@@ -22,7 +22,7 @@ from bot.events import ChannelRef, Outgoing
 from storage.models import InboxEvent, Member, Message
 from storage.repos.conversation import OWN_USER_ID
 from storage.repos.queues import InboxRepo
-from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake
+from tests.adapters.dc_harness import TOKEN, DiscordHarness, PortalFake, one_server
 
 pytestmark = pytest.mark.faults
 
@@ -65,9 +65,7 @@ async def down(monkeypatch: pytest.MonkeyPatch) -> Outage:
 @pytest.fixture
 async def copss(tmp_path: Path) -> AsyncIterator[DiscordHarness]:
     async with PortalFake(token=TOKEN) as fake:
-        fake.add_guild(GUILD, "Expats NL")
-        fake.add_channel(GUILD, GENERAL, "general")
-        fake.add_member(GUILD, ALICE, "Alice")
+        one_server(fake, GUILD, {GENERAL: "general"}, {ALICE: "Alice"})
         h = DiscordHarness(fake, tmp_path)
         await h.start()
         try:

@@ -18,7 +18,7 @@ from adapters.discord.intake import Intake
 from bot.app import App
 from bot.events import ChannelRef, Event
 from storage.models import Message
-from tests.adapters.dc_harness import MENU, TOKEN, DiscordHarness, PortalFake
+from tests.adapters.dc_harness import MENU, TOKEN, DiscordHarness, PortalFake, one_server
 from tests.fakes.discord_gateway import patch_discord
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -27,13 +27,30 @@ GUILD, GENERAL, ALICE = 960_000_000_000_000_001, 960_000_000_000_000_010, 960_00
 LOBBY = 960_000_000_000_000_011
 
 
+async def start_as_copss_run(h: DiscordHarness, fake: PortalFake) -> None:
+    """Start copss again as `copss run` starts it (discord.py waits 2 s for servers before
+    ``ready``, which starts the catch-up) and return 0.3 s after it identified: a message
+    posted then reaches copss before its catch-up does."""
+    h._patch.enter_context(patch_discord(fake))
+    h.adapter = DiscordAdapter(TOKEN, commands=MENU)
+    h.app = App(h.config, adapters=[h.adapter])
+    identified = fake.identify_count
+    started = asyncio.Event()
+    started.set()  # not waiting for the catch-up: the test posts before it
+    h.task = await h.start_watched(h.app, started)
+    try:
+        await fake.wait_for_identify(identified + 1, within=10)
+        await asyncio.sleep(0.3)
+    except BaseException:
+        await h.stop()
+        raise
+
+
 async def test_said_while_down_is_read_back_though_a_member_posts_as_copss_connects(
     tmp_path: Path,
 ) -> None:
     async with PortalFake(token=TOKEN) as fake:
-        fake.add_guild(GUILD, "Expats NL")
-        fake.add_channel(GUILD, GENERAL, "general")
-        fake.add_member(GUILD, ALICE, "Alice")
+        one_server(fake, GUILD, {GENERAL: "general"}, {ALICE: "Alice"})
         h = DiscordHarness(fake, tmp_path)
         await h.start()
         try:
@@ -45,17 +62,8 @@ async def test_said_while_down_is_read_back_though_a_member_posts_as_copss_conne
             for n in range(2)
         ]
 
-        # Started again as `copss run` starts it: discord.py waits 2 s for servers.
-        h._patch.enter_context(patch_discord(fake))
-        h.adapter = DiscordAdapter(TOKEN, commands=MENU)
-        h.app = App(h.config, adapters=[h.adapter])
-        identified = fake.identify_count
-        started = asyncio.Event()
-        started.set()  # not waiting for the catch-up: the test posts before it
-        h.task = await h.start_watched(h.app, started)
+        await start_as_copss_run(h, fake)
         try:
-            await fake.wait_for_identify(identified + 1, within=10)
-            await asyncio.sleep(0.3)
             now = (await fake.user_message(GENERAL, ALICE, "just as copss connects"))["id"]
             async with asyncio.timeout(10):
                 await h.adapter.caught_up.wait()
@@ -74,10 +82,8 @@ async def test_a_catch_up_cut_short_is_finished_at_the_next_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with PortalFake(token=TOKEN) as fake:
-        fake.add_guild(GUILD, "Expats NL")
-        fake.add_channel(GUILD, GENERAL, "general")
-        fake.add_channel(GUILD, LOBBY, "lobby")  # read after general (ids in order)
-        fake.add_member(GUILD, ALICE, "Alice")
+        # The lobby is read after general (ids in order).
+        one_server(fake, GUILD, {GENERAL: "general", LOBBY: "lobby"}, {ALICE: "Alice"})
         h = DiscordHarness(fake, tmp_path)
         await h.start()
         try:
@@ -104,16 +110,8 @@ async def test_a_catch_up_cut_short_is_finished_at_the_next_start(
             return await read(self, message, channel)
 
         monkeypatch.setattr(Intake, "read", stuck_at_the_fifth)
-        h._patch.enter_context(patch_discord(fake))
-        h.adapter = DiscordAdapter(TOKEN, commands=MENU)
-        h.app = App(h.config, adapters=[h.adapter])
-        identified = fake.identify_count
-        started = asyncio.Event()
-        started.set()
-        h.task = await h.start_watched(h.app, started)
+        await start_as_copss_run(h, fake)
         try:
-            await fake.wait_for_identify(identified + 1, within=10)
-            await asyncio.sleep(0.3)
             now = str((await fake.user_message(LOBBY, ALICE, "just as copss connects"))["id"])
             await h.wait_message(now)
             await h.wait_message(missed[3])
