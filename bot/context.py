@@ -39,6 +39,9 @@ class OutboxMeta(TypedDict, total=False):
     chunks: dict[str, Any]
     #: The suggestions this reply shows (``suggestion.bot_message_id`` is set once it is sent).
     suggestion_ids: list[int]
+    #: The threads a command's reply quotes (``ask``): forgetting the member who asked or
+    #: answered one of them takes the reply back (bot.features.privacy).
+    quoted_threads: list[int]
     #: A bridged copy: the channel it goes to, the stored original it copies, the original it
     #: answers (its copy on the target side is replied to), and the copy an edit/delete acts on.
     target_channel_id: int

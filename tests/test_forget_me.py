@@ -2,8 +2,9 @@
 
 Three Telegram members with overlapping names and ids ("an" 7, "ann" 77, "anna" 777) talk in a
 group bridged to a console chat. After "ann" asks to be forgotten, no row names or references
-them, their copies and copss's replies quoting them are deleted on the platforms, and every row
-of "an" and "anna" is exactly as it was.
+them, their copies and copss's replies quoting them (its suggestions, and its answer to another
+member's /ask) are deleted on the platforms, and every row of "an" and "anna" is exactly as it
+was.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ async def test_forget_me_erases_exactly_one_member(
     assert quoting, "copss quoted ann's answer"
     console_copies = [s for s in console.said if s.text.startswith("ann (Telegram)")]
     assert len(console_copies) == 2
+    # anna looks it up with /ask: copss's answer to the command quotes ann's answer too.
+    ask = await say(ANNA, "/ask second hand washing machine utrecht")
+    asked = [
+        m
+        for m in api.sent_messages(GROUP)
+        if (m.get("reply_to_message") or {}).get("message_id") == ask
+    ]
+    assert asked and ANN_WORDS[0] in asked[0]["text"], asked
 
     async with tg.db.session() as s:
         members = {
@@ -129,6 +138,7 @@ async def test_forget_me_erases_exactly_one_member(
     # ann's bridged copies and copss's reply quoting ann are deleted on the platforms.
     deleted_tg = {int(c.params["message_id"]) for c in api.calls_to("deleteMessage")}
     assert {m["message_id"] for m in quoting} <= deleted_tg
+    assert {m["message_id"] for m in asked} <= deleted_tg
     deletes = [
         r
         for r in after["outbox"]

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core import Context, sent_chunks
 from bot.events import ChannelRef, Outgoing
 from bot.features.bridge import queue_copy_deletions
+from bot.features.commands.base import COMMAND_KEY
 from storage.models import (
     Answer,
     AuditLog,
@@ -90,8 +91,9 @@ async def _copies(s: AsyncSession, found: _Found) -> list[int]:
 
 
 async def _quoting_replies(ctx: Context, found: _Found) -> tuple[list[int], int]:
-    """copss's replies that showed their question or answer: the stored bot messages are
-    erased and the posted ones deleted on the platform. Returns (stored ids, deletions)."""
+    """copss's replies that showed their question or answer (suggestions, and command replies
+    such as ``ask`` that quoted their threads): the stored bot messages are erased and the
+    posted ones deleted on the platform. Returns (stored ids, deletions)."""
     s = ctx.session
     asked = select(Thread.id).where(Thread.question_message_id.in_(found.message_ids))
     answered = select(Answer.thread_id).where(Answer.message_id.in_(found.message_ids))
@@ -101,9 +103,7 @@ async def _quoting_replies(ctx: Context, found: _Found) -> tuple[list[int], int]
         .join(Channel, Message.channel_id == Channel.id)
         .where(or_(Suggestion.thread_id.in_(asked), Suggestion.thread_id.in_(answered)))
     )
-    stored: list[int] = []
-    deletions = 0
-    seen: set[tuple[int, str]] = set()
+    replies: list[tuple[Channel, str, OutboxMessage | None]] = []
     for bot_message_id, channel, question_platform_id in rows.all():
         ref = ChannelRef(channel.platform, channel.chat_id, channel.thread_id or None)
         # A reply not sent yet is simply dropped (its key is built from the question's id).
@@ -113,16 +113,25 @@ async def _quoting_replies(ctx: Context, found: _Found) -> tuple[list[int], int]
                 OutboxMessage.state == "pending",
             )
         )
-        if bot_message_id is None or (channel.id, bot_message_id) in seen:
+        if bot_message_id is not None:
+            sent = await s.scalar(
+                select(OutboxMessage).where(
+                    OutboxMessage.platform == channel.platform,
+                    OutboxMessage.chat_id == channel.chat_id,
+                    OutboxMessage.platform_message_id == bot_message_id,
+                )
+            )
+            replies.append((channel, bot_message_id, sent))
+    theirs = set((await s.scalars(asked)).all()) | set((await s.scalars(answered)).all())
+    replies += await _quoting_command_replies(s, theirs)
+    stored: list[int] = []
+    deletions = 0
+    seen: set[tuple[int, str]] = set()
+    for channel, bot_message_id, sent in replies:
+        if (channel.id, bot_message_id) in seen:
             continue
         seen.add((channel.id, bot_message_id))
-        sent = await s.scalar(
-            select(OutboxMessage).where(
-                OutboxMessage.platform == channel.platform,
-                OutboxMessage.chat_id == channel.chat_id,
-                OutboxMessage.platform_message_id == bot_message_id,
-            )
-        )
+        ref = ChannelRef(channel.platform, channel.chat_id, channel.thread_id or None)
         chunks = sent_chunks(sent) if sent is not None else [bot_message_id]
         if sent is not None:
             sent.text = REDACTED
@@ -142,6 +151,49 @@ async def _quoting_replies(ctx: Context, found: _Found) -> tuple[list[int], int]
             )
         ).all()
     return stored, deletions
+
+
+async def _quoting_command_replies(
+    s: AsyncSession, threads: set[int]
+) -> list[tuple[Channel, str, OutboxMessage | None]]:
+    """Command replies that quoted one of ``threads`` (their outbox rows say which): the
+    posted ones as (channel, first chunk's id, row); the ones not sent yet are dropped. Read
+    a batch at a time, the rows' ``meta`` looked at here (the same on both engines)."""
+    if not threads:
+        return []
+    found: list[tuple[Channel, str, OutboxMessage | None]] = []
+    after = 0
+    while True:
+        rows = (
+            await s.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.dedup_key.startswith(COMMAND_KEY, autoescape=True),
+                    OutboxMessage.id > after,
+                )
+                .order_by(OutboxMessage.id)
+                .limit(INBOX_BATCH)
+            )
+        ).all()
+        if not rows:
+            return found
+        after = rows[-1].id
+        for row in rows:
+            if not threads & set(row.meta.get("quoted_threads") or ()):
+                continue
+            if row.platform_message_id is None:
+                if row.state == "pending":
+                    await s.delete(row)
+                continue
+            channel = await s.scalar(
+                select(Channel).where(
+                    Channel.platform == row.platform,
+                    Channel.chat_id == row.chat_id,
+                    Channel.thread_id == row.thread_id,
+                )
+            )
+            if channel is not None:
+                found.append((channel, row.platform_message_id, row))
 
 
 async def _inbox(s: AsyncSession, member: Member, found: _Found) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import DEFAULT_OFFICIAL_DOMAINS
@@ -29,6 +29,10 @@ class Services:
     official_domains: tuple[str, ...] = DEFAULT_OFFICIAL_DOMAINS
 
 
+#: How a command's reply is keyed in the outbox: ``command:<channel key>:<message id>``.
+COMMAND_KEY = "command:"
+
+
 @dataclass
 class Invocation:
     """One command call: who, where, with what arguments."""
@@ -41,6 +45,9 @@ class Invocation:
     member: Member
     settings: CommunitySettings
     services: Services
+    #: The threads the reply quotes (their questions and answers), recorded with it so that
+    #: forgetting a member also takes back a reply that showed their words.
+    quoted: list[int] = field(default_factory=list)
 
     @property
     def actor(self) -> str:

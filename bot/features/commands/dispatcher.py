@@ -9,7 +9,7 @@ from rapidfuzz import process
 
 from bot.core import Context
 from bot.events import CommandEvent, Event, Outgoing
-from bot.features.commands.base import Command, Invocation, Services, UsageError
+from bot.features.commands.base import COMMAND_KEY, Command, Invocation, Services, UsageError
 from bot.features.ratelimit import Repeats, SlidingWindow
 from bot.features.settings import CommunitySettings
 from faq.normalize import strip_invisible
@@ -49,15 +49,18 @@ class Commands:
     async def __call__(self, event: Event, ctx: Context) -> bool:
         if not isinstance(event, CommandEvent):
             return False
-        text = await self._answer(event, ctx)
+        quoted: list[int] = []
+        text = await self._answer(event, ctx, quoted)
         if text:
             await ctx.send(
                 Outgoing(event.channel, text, reply_to=event.message_id),
-                key=f"command:{event.channel.key()}:{event.message_id}",
+                key=f"{COMMAND_KEY}{event.channel.key()}:{event.message_id}",
+                meta={"quoted_threads": quoted} if quoted else None,
             )
         return True
 
-    async def _answer(self, event: CommandEvent, ctx: Context) -> str:
+    async def _answer(self, event: CommandEvent, ctx: Context, quoted: list[int]) -> str:
+        """The reply to a command (``""``: none); the threads it quotes go to ``quoted``."""
         # Invisible bidi and zero-width characters are removed before anything is parsed.
         name = strip_invisible(event.name).strip().casefold()
         args = strip_invisible(event.args).strip()
@@ -80,14 +83,20 @@ class Commands:
             self._warned.add(who)
             return "You're sending commands faster than I can answer. Please wait a minute."
         self._warned.discard(who)
-        reply = await self._run(event, ctx, command, name, args)
+        reply = await self._run(event, ctx, command, name, args, quoted)
         # The same request getting the same answer again within minutes is not repeated.
         if self.repeats.is_repeat(who, f"{name} {args}\n{reply}"):
             return ""
         return reply
 
     async def _run(
-        self, event: CommandEvent, ctx: Context, command: Command | None, name: str, args: str
+        self,
+        event: CommandEvent,
+        ctx: Context,
+        command: Command | None,
+        name: str,
+        args: str,
+        quoted: list[int],
     ) -> str:
         if command is None:
             guess = process.extractOne(name, list(self.registry), score_cutoff=60)
@@ -112,6 +121,7 @@ class Commands:
             member,
             CommunitySettings.of(community, self.services.gate),
             self.services,
+            quoted,
         )
         if command.admin and not await ctx.is_admin(event.channel, a.user_id):
             await self._audit(inv, command, "refused: not an admin")

@@ -43,7 +43,8 @@ async def ask(inv: Invocation) -> str:
     decision = found.decision
     if decision.mode == "quiet":
         return "I found nothing on that yet. Ask the community — someone may know!"
-    text, _ = await compose(inv.ctx.session, decision)
+    text, shown = await compose(inv.ctx.session, decision)
+    inv.quoted += [m.ref_id for m in shown if m.kind == "thread"]
     return text or "I found nothing on that yet."
 
 
