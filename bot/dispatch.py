@@ -58,12 +58,26 @@ PENDING_RECHECK = 0.05
 #: Seconds between looks at the inbox when nothing woke the dispatcher, on PostgreSQL (a store
 #: other processes may store events in; on SQLite the process storing an event handles it).
 SHARED_STORE_POLL = 2.0
+#: Seconds a dispatcher on PostgreSQL waits before parking an event whose last attempt never
+#: finished, to be sure no other process sharing the store is just taking it.
+PARK_CONFIRM = 0.5
 #: What an event claimed in a batch says while the batch is handled: still there at the next
 #: claim, it tells that copss stopped during the batch, not during this event alone.
 BATCH_CUT = "copss stopped while handling the batch it was in"
 #: Immediate re-runs of an event's handlers after a deadlock or serialization failure, before
 #: the dispatcher waits for the store as after any other store failure.
 RACE_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """A pending event whose last counted attempt never finished (see
+    :meth:`Dispatcher._park_abandoned`)."""
+
+    row_id: int
+    key: str
+    attempts: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -171,8 +185,30 @@ class Dispatcher:
                 return count
             if isinstance(claimed, Batch):
                 count += await self._dispatch_batch(claimed)
+            elif isinstance(claimed, Abandoned):
+                count += await self._park_abandoned(claimed)
             elif claimed is True or await self._dispatch_one(*claimed):
                 count += 1
+
+    async def _park_abandoned(self, row: Abandoned) -> int:
+        """Park an event whose last attempt never finished, once it is plain that no process
+        is handling it: still pending, unlocked and with the same count after
+        :data:`PARK_CONFIRM` seconds. Returns 1 when it was parked."""
+        await asyncio.sleep(PARK_CONFIRM)
+        async with self.db.session() as session:
+            still = await session.scalar(
+                select(InboxEvent.id)
+                .where(
+                    InboxEvent.id == row.row_id,
+                    InboxEvent.handled_at.is_(None),
+                    InboxEvent.attempts == row.attempts,
+                )
+                .with_for_update(skip_locked=True)
+            )
+            if still is None:
+                return 0  # another process took it meanwhile
+            await self._park(InboxRepo(session), row.row_id, row.key, row.reason)
+        return 1
 
     async def _dispatch_batch(self, batch: Batch) -> int:
         """Handle a batch of new messages in one transaction, each event's handlers in a
@@ -375,10 +411,11 @@ class Dispatcher:
             # Still pending: the next look at the inbox tries it again.
             await repo.note_failure(row_id, failure)
 
-    async def _claim(self) -> Batch | tuple[int, str, int] | bool:
+    async def _claim(self) -> Batch | Abandoned | tuple[int, str, int] | bool:
         """What to handle next, its attempt counted and committed before anything handles
         it: a :class:`Batch` of new messages, or one event as (id, dedup key, attempt number);
-        ``True`` when that event was parked instead, ``False`` when there is none."""
+        ``True`` when that event was parked instead, an :class:`Abandoned` one to park once
+        confirmed (PostgreSQL), ``False`` when there is none."""
         async with self.db.session() as session:
             rows = await session.scalars(
                 select(InboxEvent)
@@ -419,6 +456,11 @@ class Dispatcher:
                 # The last attempt never finished: copss stopped (or was killed) in it.
                 last = f"; last failure: {row.error}" if row.error else ""
                 reason = f"copss stopped while handling it ({row.attempts} attempts{last})"
+                if self.db.dialect != "sqlite":
+                    # Or another process sharing the store has just counted that attempt and
+                    # is about to take the row (between its claim and its handling the row
+                    # is not locked): parked only if it is still untaken a moment later.
+                    return Abandoned(row.id, row.dedup_key, row.attempts, reason)
                 await self._park(repo, row.id, row.dedup_key, reason)
                 return True
             attempt = row.attempts + 1

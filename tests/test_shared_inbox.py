@@ -1,12 +1,14 @@
 """On a PostgreSQL store shared by several processes, events one process stored are handled by
-another that serves the same platform, though nothing in that process woke its dispatcher
-(skipped without a server)."""
+another that serves the same platform, though nothing in that process woke its dispatcher; and
+an event one process is about to handle is not parked by another (skipped without a server)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
+from sqlalchemy import select, update
 
 import bot.dispatch
 from adapters.console import ConsoleAdapter
@@ -14,6 +16,7 @@ from bot.core import Context, Hub
 from bot.events import Event, MessageEvent
 from storage.engine import Database
 from storage.migrations import upgrade
+from storage.models import InboxEvent
 
 pytestmark = pytest.mark.postgres
 
@@ -52,3 +55,46 @@ async def test_events_another_process_stored_are_handled(
         await asyncio.gather(dispatching, taking, return_exceptions=True)
         await other_db.close()
     assert handled == ["one", "two", "three"]
+
+
+async def test_an_event_another_process_is_taking_is_not_parked(pg: Database) -> None:
+    # An event tried twice already (two stops). One process counts its third try and is
+    # about to handle it: between those two steps the row is not locked, and the other
+    # process, seeing three tries and nobody on it, must not park it from under it.
+    await upgrade(pg)
+    seen: dict[str, list[str]] = {"first": [], "other": []}
+
+    def recorder(name: str) -> Callable[[Event, Context], Awaitable[bool]]:
+        async def record(event: Event, ctx: Context) -> bool:
+            if isinstance(event, MessageEvent):
+                seen[name].append(event.text)
+            return True
+
+        return record
+
+    console = ConsoleAdapter("you")
+    first = Hub(pg, [console], [recorder("first")])  # type: ignore[list-item]
+    other_db = Database(pg.url.render_as_string(hide_password=False))
+    other = Hub(other_db, [ConsoleAdapter("you")], [recorder("other")])  # type: ignore[list-item]
+    taking = asyncio.create_task(console.start(first.sink))
+    try:
+        await asyncio.sleep(0)
+        await console.push("tried twice")
+        async with pg.session() as s:
+            await s.execute(update(InboxEvent).values(attempts=2))
+        claimed = await first.dispatcher._claim()
+        assert isinstance(claimed, tuple) and claimed[2] == 3  # counted, not handled yet
+        dispatching = asyncio.create_task(other.run_dispatcher())
+        await asyncio.sleep(0.1)  # the other process looks meanwhile
+        assert await first.dispatcher._dispatch_one(*claimed)
+        await asyncio.sleep(bot.dispatch.PARK_CONFIRM + 0.3)
+        dispatching.cancel()
+        await asyncio.gather(dispatching, return_exceptions=True)
+    finally:
+        taking.cancel()
+        await asyncio.gather(taking, return_exceptions=True)
+        await other_db.close()
+    async with pg.session() as s:
+        row = (await s.scalars(select(InboxEvent))).one()
+    assert seen == {"first": ["tried twice"], "other": []}
+    assert row.handled_at is not None and row.error is None
