@@ -110,3 +110,37 @@ async def test_forget_me_deletes_bridged_copies(
     async with tg.db.session() as s:
         assert await s.scalar(select(Member).where(Member.user_id == "zoe")) is None
         assert (await s.scalars(select(MessageCopy))).all() == []
+
+
+async def test_the_asker_accepts_a_bridged_answer_with_a_tick_on_its_copy(
+    bridged: tuple[TelegramHarness, ConsoleAdapter],
+) -> None:
+    # Alice asks on Telegram, bob answers in the console; on Telegram Alice sees copss's copy
+    # of bob's answer, and her ✅ on that copy accepts bob's answer. A ✅ by someone else on
+    # the copy changes nothing.
+    tg, console = bridged
+    api = tg.api
+    await tg.push(
+        api.message_update(GROUP, ALICE, "Where can I renew a Dutch passport?", first_name="Alice")
+    )
+    copy = await console.pop(2)
+    await console.push("At your gemeente, by appointment.", user="bob", reply_to=copy.number)
+    await tg.settle()
+    relayed = api.sent_messages(GROUP)[-1]
+    assert relayed["text"].startswith("<b>bob (console)</b>")
+
+    await tg.push(api.message_reaction_update(GROUP, relayed["message_id"], 999, ["✅"]))
+    await tg.settle()
+    async with tg.db.session() as s:
+        thread = await s.scalar(select(Thread))
+        assert thread is not None and thread.status == "answered"
+
+    await tg.push(
+        api.message_reaction_update(GROUP, relayed["message_id"], ALICE, ["✅"], first_name="Alice")
+    )
+    await tg.settle()
+    async with tg.db.session() as s:
+        thread = await s.scalar(select(Thread))
+        answer = await s.scalar(select(Answer))
+    assert thread is not None and answer is not None
+    assert thread.status == "solved" and thread.accepted_answer_id == answer.id

@@ -247,7 +247,8 @@ class QaFeature:
         )
 
     async def on_reaction(self, event: ReactionEvent, ctx: Context) -> None:
-        """✅ by the asker on an answer solves the thread; ✅/❌ on a suggestion is feedback."""
+        """✅ by the asker on an answer (or on copss's bridged copy of it) solves the thread;
+        ✅/❌ on a suggestion is feedback."""
         if not event.added:
             return
         repo = ConversationRepo(ctx.session)
@@ -257,6 +258,12 @@ class QaFeature:
             return
         threads = ThreadRepo(ctx.session)
         answer = await threads.answer_for_message(message.id)
+        if answer is None:
+            # copss's copy of an answer given on the other side of a bridge: the asker sees
+            # the copy, and their ✅ there accepts the original.
+            original = await repo.original_of(message.channel_id, message.platform_message_id)
+            if original is not None:
+                answer = await threads.answer_for_message(original.id)
         if answer is not None and event.emoji in SOLVED_EMOJI:
             thread = await threads.get(answer.thread_id)
             if thread is not None and await _asked_by(ctx, thread, member):
