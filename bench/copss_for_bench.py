@@ -19,17 +19,22 @@ these settings no user has:
   ``COPSS_BENCH_TRACEMALLOC=FRAMES`` above 0, tracemalloc traces every allocation from the
   start (that many frames each) and a snapshot is dumped to ``DIR/trace-N.pickle`` first;
 - ``COPSS_BENCH_SQLITE_CACHE_KIB=N``: every SQLite connection's page cache is at most N KiB
-  (``PRAGMA cache_size=-N``; SQLite's default is 2,000 KiB per connection).
+  (``PRAGMA cache_size=-N``; SQLite's default is 2,000 KiB per connection);
+- ``COPSS_BENCH_PROFILE=FILE``: copss's main thread (the event loop, where handlers run) runs
+  under cProfile (its CPU time), whose statistics are written to FILE when copss exits
+  (``SIGTERM``).
 """
 
 from __future__ import annotations
 
+import cProfile
 import ctypes
 import gc
 import json
 import os
 import signal
 import sys
+import time
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -195,4 +200,13 @@ if __name__ == "__main__":
     counts = os.environ.get("COPSS_BENCH_STATEMENTS")
     if counts:
         _count_statements(Path(counts))
-    sys.exit(cli.main(sys.argv[1:]))
+    profile_to = os.environ.get("COPSS_BENCH_PROFILE")
+    if not profile_to:
+        sys.exit(cli.main(sys.argv[1:]))
+    # CPU time of the main thread, not wall time: waits (epoll, the store's threads) are left out.
+    profiler = cProfile.Profile(time.thread_time)
+    try:
+        code = profiler.runcall(cli.main, sys.argv[1:])
+    finally:
+        profiler.dump_stats(profile_to)
+    sys.exit(code)

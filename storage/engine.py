@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_driver
 from storage.private_files import private_file, private_folder
 
 
@@ -156,6 +157,8 @@ class Database:
         except ArgumentError as exc:
             raise StorageError(f"cannot use database URL {self.describe()}: {exc}") from exc
         if self.dialect == "sqlite":
+            # One trip to each connection's thread per statement (see storage.sqlite_driver).
+            event.listen(self.engine.sync_engine.dialect, "do_connect", sqlite_driver.on_connect)
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
             event.listen(self.engine.sync_engine, "connect", _stop_once)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
