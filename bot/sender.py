@@ -189,21 +189,33 @@ class Sender:
             elsewhere[chat] = time.monotonic() + SENDER_POLL
             return
         current: int | None = None
+        # The chat's next row as read in the transaction that recorded the last send (one
+        # transaction less per message); only a pending row or none is taken from there.
+        peeked: list[OutboxMessage | None] = []
         try:
             while True:
-                async with self.db.session() as session:
-                    row = await OutboxRepo(session).head_of(adapter.platform, chat)
-                    if row is not None and row.state == "sending" and row.id not in self._outcomes:
-                        # No send of it is under way (this process holds the chat's lease and
-                        # keeps no outcome of it): an earlier run stopped during its send.
-                        self._interrupted(row, adapter)
-                        continue
+                if peeked and (peeked[0] is None or peeked[0].state == "pending"):
+                    row = peeked[0]
+                else:
+                    async with self.db.session() as session:
+                        row = await OutboxRepo(session).head_of(adapter.platform, chat)
+                        if (
+                            row is not None
+                            and row.state == "sending"
+                            and row.id not in self._outcomes
+                        ):
+                            # No send of it is under way (this process holds the chat's lease
+                            # and keeps no outcome of it): an earlier run stopped during its
+                            # send.
+                            self._interrupted(row, adapter)
+                            continue
                 if row is None or row.state != "pending":
                     return
                 if row.next_attempt_at is not None and row.next_attempt_at > utcnow():
                     return  # its wait is not over: the rows after it wait too (order)
                 current = row.id
-                if not await self._deliver(adapter, row):
+                peeked = []
+                if not await self._deliver(adapter, row, peeked):
                     return
         finally:
             if current is not None and current in self._outcomes:
@@ -246,9 +258,12 @@ class Sender:
             row.state = "unsure"
             row.last_error = "copss stopped during the send; not sent again"
 
-    async def _deliver(self, adapter: Adapter, row: OutboxMessage) -> bool:
+    async def _deliver(
+        self, adapter: Adapter, row: OutboxMessage, peek: list[OutboxMessage | None] | None = None
+    ) -> bool:
         """One attempt at a row; True when the chat may go on with its next row (this one is
-        done: sent, refused, unsure or dead), False when this one waits for another try."""
+        done: sent, refused, unsure or dead), False when this one waits for another try.
+        ``peek`` gets the chat's next row when the transaction recording a send read it."""
         out = Outgoing(
             channel=ChannelRef(row.platform, row.chat_id, row.thread_id or None),
             text=row.text,
@@ -301,7 +316,7 @@ class Sender:
             return await self._later(row, attempts, f"{type(exc).__name__}: {exc}", 0.0)
         if pacer is not None:
             pacer.record(chat, time.monotonic())
-        await self._keep(row.id, functools.partial(self._finish, row, chunk_ids))
+        await self._keep(row.id, functools.partial(self._finish, row, chunk_ids, peek=peek))
         return True
 
     def backoff(self, attempts: int) -> float:
@@ -448,10 +463,11 @@ class Sender:
         error: str = "",
         record: bool = True,
         hooks: bool = True,
+        peek: list[OutboxMessage | None] | None = None,
     ) -> None:
         """Mark a row sent with the ids of every chunk of its message (kept in ``meta``), or
         failed (``chunk_ids`` None); ``record``: store the message copss posted; ``hooks``: run
-        the sent hooks."""
+        the sent hooks; ``peek``: gets the chat's next row, read in the same transaction."""
         async with self.db.session() as session:
             fresh = await session.get(OutboxMessage, row.id)
             if fresh is None:
@@ -465,14 +481,33 @@ class Sender:
                 fresh.meta = {**fresh.meta, CHUNKS: {"ids": list(chunk_ids)}}
             if record:
                 repo = ConversationRepo(session)
-                channel = await repo.ensure_channel(fresh.platform, fresh.chat_id, fresh.thread_id)
-                bot = await repo.ensure_member(fresh.platform, OWN_USER_ID, "copss", is_bot=True)
-                await repo.add_message(
-                    channel, message_id, bot, fresh.text, utcnow(), fresh.reply_to, fresh.origin
-                )
+                sent_at = utcnow()
+                # Usually one statement: the chat's channel and copss's member exist.
+                if not await repo.add_own_message(
+                    fresh.platform,
+                    fresh.chat_id,
+                    fresh.thread_id,
+                    message_id,
+                    fresh.text,
+                    sent_at,
+                    fresh.reply_to,
+                    fresh.origin,
+                ):
+                    channel = await repo.ensure_channel(
+                        fresh.platform, fresh.chat_id, fresh.thread_id
+                    )
+                    bot = await repo.ensure_member(
+                        fresh.platform, OWN_USER_ID, "copss", is_bot=True
+                    )
+                    await repo.add_message(
+                        channel, message_id, bot, fresh.text, sent_at, fresh.reply_to, fresh.origin
+                    )
             if hooks:
                 for hook in self.hub.sent_hooks:
                     await hook(session, fresh, message_id)
+            if peek is not None:
+                # Flushed first (the head query autoflushes): this row is no longer waiting.
+                peek.append(await OutboxRepo(session).head_of(fresh.platform, fresh.chat_id))
 
 
 def _within(began: datetime | None, seconds: float) -> bool:

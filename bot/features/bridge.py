@@ -163,12 +163,10 @@ class Bridge:
                 channel, event.message_id, member, event.text, event.sent_at, event.reply_to
             )
         parent = (
-            await repo.find_message(e.platform, e.chat_id, event.reply_to)
+            await repo.reply_parent(e.platform, e.chat_id, event.reply_to)
             if event.reply_to
             else None
         )
-        if parent is not None:
-            parent = await repo.original_of(parent.channel_id, parent.platform_message_id) or parent
         name = f"{a.display_name} ({PLATFORM_NAMES.get(e.platform, e.platform)})"
         origin = f"{e.platform}:{e.chat_id}:{event.message_id}"
         for target in targets:

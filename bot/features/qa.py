@@ -97,14 +97,10 @@ class QaFeature:
         threads = ThreadRepo(ctx.session)
         if event.reply_to is not None:
             # The parent may sit in the chat itself while the reply is in a topic or thread.
-            parent = await repo.find_message(
+            # A reply to a bridged copy answers the original, wherever it was asked.
+            parent = await repo.reply_parent(
                 event.channel.platform, event.channel.chat_id, event.reply_to
             )
-            if parent is not None:
-                # A reply to a bridged copy answers the original, wherever it was asked.
-                parent = (
-                    await repo.original_of(parent.channel_id, parent.platform_message_id) or parent
-                )
             if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
                 return
         # Judging up to 4,096 characters takes milliseconds: not on the event loop.
@@ -342,7 +338,9 @@ async def record_suggestion_message(
     session: AsyncSession, row: OutboxMessage, message_id: str
 ) -> None:
     """Outbox hook: remember which posted message carried which suggestions (for feedback)."""
-    for suggestion_id in row.meta.get("suggestion_ids", []):
-        suggestion = await session.get(Suggestion, suggestion_id)
-        if suggestion is not None:
-            suggestion.bot_message_id = message_id
+    ids = row.meta.get("suggestion_ids", [])
+    if ids:
+        # One statement (the session's copies of the rows, if any, are brought up to date).
+        await session.execute(
+            update(Suggestion).where(Suggestion.id.in_(ids)).values(bot_message_id=message_id)
+        )

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import String, Table, and_, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import aliased, make_transient_to_detached
 
 from storage.models import Channel, Community, Member, Message, MessageCopy
 from storage.repos.communities import new_community
@@ -21,6 +21,10 @@ OWN_USER_ID = "copss"
 #: The ``session.info`` key of the rows a transaction has looked up or created already (see
 #: :meth:`ConversationRepo.seen`).
 SEEN = "conversation.seen"
+
+#: In :meth:`ConversationRepo.seen`: a channel or member this transaction looked up and did not
+#: find (only this transaction's own handlers create them).
+ABSENT = object()
 
 
 class ConversationRepo:
@@ -45,7 +49,11 @@ class ConversationRepo:
     ) -> None:
         """Look up the channels of the given (platform, chat) pairs (every topic and thread of
         them) and the given (platform, user id) members at once, for the rest of the
-        transaction: a batch of events then costs two look-ups instead of two per event."""
+        transaction: a batch of events then costs two look-ups instead of two per event.
+        The channels' communities are looked up with them. Channels and members not found are
+        remembered as such (the first event of a new member need not look again before adding
+        it)."""
+        seen = self.seen
         chats: dict[str, set[str]] = {}
         for platform, chat in channels:
             chats.setdefault(platform, set()).add(chat)
@@ -53,8 +61,20 @@ class ConversationRepo:
             found = await self.session.scalars(
                 select(Channel).where(Channel.platform == platform, Channel.chat_id.in_(ids))
             )
+            communities: set[int] = set()
             for c in found.all():
-                self.seen[("channel", c.platform, c.chat_id, c.thread_id)] = c
+                seen[("channel", c.platform, c.chat_id, c.thread_id)] = c
+                if ("community", c.community_id) not in seen:
+                    communities.add(c.community_id)
+            for chat in ids:
+                # Every channel of the chat is known now: one not found does not exist.
+                seen[("chat", platform, chat)] = True
+            if communities:
+                rows = await self.session.scalars(
+                    select(Community).where(Community.id.in_(communities))
+                )
+                for community in rows.all():
+                    seen[("community", community.id)] = community
         users: dict[str, set[str]] = {}
         for platform, user in members:
             users.setdefault(platform, set()).add(user)
@@ -63,11 +83,20 @@ class ConversationRepo:
                 select(Member).where(Member.platform == platform, Member.user_id.in_(ids))
             )
             for m in known.all():
-                self.seen[("member", m.platform, m.user_id)] = m
+                seen[("member", m.platform, m.user_id)] = m
+            for user_id in ids:
+                seen.setdefault(("member", platform, user_id), ABSENT)
 
     async def community(self, community_id: int) -> Community | None:
-        """A community by id."""
-        return await self.session.get(Community, community_id)
+        """A community by id (looked up once per transaction: the session's identity map
+        forgets rows nothing refers to)."""
+        key = ("community", community_id)
+        found: Community | None = self.seen.get(key)
+        if found is None:
+            found = await self.session.get(Community, community_id)
+            if found is not None:
+                self.seen[key] = found
+        return found
 
     async def channel(self, platform: str, chat_id: str, thread_id: str | None) -> Channel | None:
         """A known channel, or None."""
@@ -75,6 +104,8 @@ class ConversationRepo:
         found: Channel | None = self.seen.get(key)
         if found is not None:
             return found
+        if ("chat", platform, chat_id) in self.seen:
+            return None  # prefetched: every channel of the chat is known
         found = await self.session.scalar(
             select(Channel).where(
                 Channel.platform == platform,
@@ -118,6 +149,8 @@ class ConversationRepo:
         """A known member, or None."""
         key = ("member", platform, user_id)
         found: Member | None = self.seen.get(key)
+        if found is ABSENT:
+            return None
         if found is not None:
             return found
         found = await self.session.scalar(
@@ -166,6 +199,38 @@ class ConversationRepo:
             )
             .limit(1)
         )
+
+    async def reply_parent(
+        self, platform: str, chat_id: str, platform_message_id: str
+    ) -> Message | None:
+        """What a reply in a chat to ``platform_message_id`` answers: that message anywhere in
+        the chat (see :meth:`find_message`), or the original when it is a bridged copy (see
+        :meth:`original_of`); one look-up for both."""
+        original = aliased(Message)
+        row = (
+            await self.session.execute(
+                select(Message, original)
+                .join(Channel, Message.channel_id == Channel.id)
+                .outerjoin(
+                    MessageCopy,
+                    and_(
+                        MessageCopy.channel_id == Message.channel_id,
+                        MessageCopy.copy_platform_message_id == Message.platform_message_id,
+                    ),
+                )
+                .outerjoin(original, original.id == MessageCopy.original_id)
+                .where(
+                    Channel.platform == platform,
+                    Channel.chat_id == chat_id,
+                    Message.platform_message_id == platform_message_id,
+                )
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return None
+        parent, copied = row
+        return copied if copied is not None else parent
 
     async def original_of(self, channel_id: int, platform_message_id: str) -> Message | None:
         """The original message when ``platform_message_id`` in the channel is a bridged copy."""
@@ -256,6 +321,65 @@ class ConversationRepo:
             .limit(limit)
         )
         return [(mid, text) for mid, text in rows.all()]
+
+    async def add_own_message(
+        self,
+        platform: str,
+        chat_id: str,
+        thread_id: str | None,
+        platform_message_id: str,
+        text: str,
+        sent_at: datetime,
+        reply_to: str | None = None,
+        origin: str | None = None,
+    ) -> bool:
+        """Store a message copss posted in one statement, under its existing channel and its
+        own member (:data:`OWN_USER_ID`); False, storing nothing, when either is missing or
+        the message is stored already (then :meth:`add_message` does it the long way)."""
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        make = pg_insert if postgres else sqlite_insert
+        table = cast(Table, Message.__table__)
+        source = (
+            select(
+                Channel.id,
+                literal(platform_message_id),
+                Member.id,
+                literal(text),
+                literal(reply_to, String),
+                literal(origin, String),
+                literal(sent_at, Message.sent_at.type),
+                literal(False),
+            )
+            .join_from(
+                Channel, Member, and_(Member.platform == platform, Member.user_id == OWN_USER_ID)
+            )
+            .where(
+                Channel.platform == platform,
+                Channel.chat_id == chat_id,
+                Channel.thread_id == (thread_id or ""),
+            )
+        )
+        added = await self.session.scalar(
+            make(table)
+            .from_select(
+                [
+                    "channel_id",
+                    "platform_message_id",
+                    "member_id",
+                    "text",
+                    "reply_to",
+                    "origin",
+                    "sent_at",
+                    "deleted",
+                ],
+                source,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[table.c.channel_id, table.c.platform_message_id]
+            )
+            .returning(table.c.id)
+        )
+        return added is not None
 
     async def add_message(
         self,
