@@ -3,6 +3,7 @@ connection's thread each, with rows, counts and errors as aiosqlite gives them."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,47 @@ async def test_rows_counts_and_errors(tmp_path: Path) -> None:
             assert await session.scalar(text("SELECT count(*) FROM t")) == 5
     finally:
         await db.close()
+
+
+async def test_waiting_for_another_writer_leaves_the_event_loop_running(tmp_path: Path) -> None:
+    # Two stores on one file, as two processes would have: the second one's write transaction
+    # waits for the first one's (busy_timeout) on its connection's thread, not on the loop.
+    path = tmp_path / "copss.db"
+    first, second = Database(sqlite_url(path)), Database(sqlite_url(path))
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        async with first.session() as session:
+            await session.execute(text("CREATE TABLE t (v INTEGER)"))
+        async with first.session() as holding:
+            await holding.execute(text("INSERT INTO t VALUES (1)"))
+            conn = await holding.connection()
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert isinstance(driver, OneHopConnection)
+            assert driver.writing  # its statements run on the loop's thread now
+
+            async def write() -> None:
+                async with second.session() as session:
+                    await session.execute(text("INSERT INTO t VALUES (2)"))
+
+            waiting = asyncio.create_task(write())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            before = ticks
+            await asyncio.sleep(0.2)
+            assert ticks > before + 5  # the loop goes on while the second writer waits
+        await asyncio.wait_for(waiting, 5)
+        async with second.read() as session:
+            assert (await session.execute(text("SELECT v FROM t ORDER BY v"))).all() == [(1,), (2,)]
+        assert not driver.writing
+    finally:
+        ticker.cancel()
+        await first.close()
+        await second.close()
