@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import String, Table, and_, func, literal, or_, select, update
+from sqlalchemy import Boolean, Insert, String, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,90 @@ SEEN = "conversation.seen"
 #: In :meth:`ConversationRepo.seen`: a channel or member this transaction looked up and did not
 #: find (only this transaction's own handlers create them).
 ABSENT = object()
+
+
+_ORIGINAL = aliased(Message)
+# Built once (building a statement costs more than running it from SQLAlchemy's cache).
+_REPLY_PARENT = (
+    select(Message, _ORIGINAL)
+    .join(Channel, Message.channel_id == Channel.id)
+    .outerjoin(
+        MessageCopy,
+        and_(
+            MessageCopy.channel_id == Message.channel_id,
+            MessageCopy.copy_platform_message_id == Message.platform_message_id,
+        ),
+    )
+    .outerjoin(_ORIGINAL, _ORIGINAL.id == MessageCopy.original_id)
+    .where(
+        Channel.platform == bindparam("platform"),
+        Channel.chat_id == bindparam("chat_id"),
+        Message.platform_message_id == bindparam("message_id"),
+    )
+    .limit(1)
+)
+_MESSAGE_COLUMNS = (
+    "channel_id",
+    "platform_message_id",
+    "member_id",
+    "text",
+    "reply_to",
+    "origin",
+    "sent_at",
+    "deleted",
+)
+
+
+@cache
+def _insert_message(dialect: str) -> Insert:
+    """``INSERT INTO message ... ON CONFLICT DO NOTHING RETURNING id`` with a bound parameter
+    per column, for ``dialect``."""
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, Message.__table__)
+    return cast(
+        Insert,
+        make(table)
+        .values({name: bindparam(name) for name in _MESSAGE_COLUMNS})
+        .on_conflict_do_nothing(index_elements=[table.c.channel_id, table.c.platform_message_id])
+        .returning(table.c.id),
+    )
+
+
+@cache
+def _insert_own_message(dialect: str) -> Insert:
+    """As :func:`_insert_message`, the channel and copss's member looked up by the statement
+    (parameters ``platform``, ``chat_id``, ``thread_id`` and the other columns)."""
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, Message.__table__)
+    source = (
+        select(
+            Channel.id,
+            bindparam("platform_message_id", type_=String),
+            Member.id,
+            bindparam("text", type_=String),
+            bindparam("reply_to", type_=String),
+            bindparam("origin", type_=String),
+            bindparam("sent_at", type_=Message.sent_at.type),
+            bindparam("deleted", type_=Boolean),
+        )
+        .join_from(
+            Channel,
+            Member,
+            and_(Member.platform == bindparam("platform"), Member.user_id == OWN_USER_ID),
+        )
+        .where(
+            Channel.platform == bindparam("platform"),
+            Channel.chat_id == bindparam("chat_id"),
+            Channel.thread_id == bindparam("thread_id"),
+        )
+    )
+    return cast(
+        Insert,
+        make(table)
+        .from_select(list(_MESSAGE_COLUMNS), source)
+        .on_conflict_do_nothing(index_elements=[table.c.channel_id, table.c.platform_message_id])
+        .returning(table.c.id),
+    )
 
 
 class ConversationRepo:
@@ -206,27 +291,8 @@ class ConversationRepo:
         """What a reply in a chat to ``platform_message_id`` answers: that message anywhere in
         the chat (see :meth:`find_message`), or the original when it is a bridged copy (see
         :meth:`original_of`); one look-up for both."""
-        original = aliased(Message)
-        row = (
-            await self.session.execute(
-                select(Message, original)
-                .join(Channel, Message.channel_id == Channel.id)
-                .outerjoin(
-                    MessageCopy,
-                    and_(
-                        MessageCopy.channel_id == Message.channel_id,
-                        MessageCopy.copy_platform_message_id == Message.platform_message_id,
-                    ),
-                )
-                .outerjoin(original, original.id == MessageCopy.original_id)
-                .where(
-                    Channel.platform == platform,
-                    Channel.chat_id == chat_id,
-                    Message.platform_message_id == platform_message_id,
-                )
-                .limit(1)
-            )
-        ).first()
+        params = {"platform": platform, "chat_id": chat_id, "message_id": platform_message_id}
+        row = (await self.session.execute(_REPLY_PARENT, params)).first()
         if row is None:
             return None
         parent, copied = row
@@ -336,48 +402,19 @@ class ConversationRepo:
         """Store a message copss posted in one statement, under its existing channel and its
         own member (:data:`OWN_USER_ID`); False, storing nothing, when either is missing or
         the message is stored already (then :meth:`add_message` does it the long way)."""
-        postgres = self.session.get_bind().dialect.name == "postgresql"
-        make = pg_insert if postgres else sqlite_insert
-        table = cast(Table, Message.__table__)
-        source = (
-            select(
-                Channel.id,
-                literal(platform_message_id),
-                Member.id,
-                literal(text),
-                literal(reply_to, String),
-                literal(origin, String),
-                literal(sent_at, Message.sent_at.type),
-                literal(False),
-            )
-            .join_from(
-                Channel, Member, and_(Member.platform == platform, Member.user_id == OWN_USER_ID)
-            )
-            .where(
-                Channel.platform == platform,
-                Channel.chat_id == chat_id,
-                Channel.thread_id == (thread_id or ""),
-            )
-        )
         added = await self.session.scalar(
-            make(table)
-            .from_select(
-                [
-                    "channel_id",
-                    "platform_message_id",
-                    "member_id",
-                    "text",
-                    "reply_to",
-                    "origin",
-                    "sent_at",
-                    "deleted",
-                ],
-                source,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[table.c.channel_id, table.c.platform_message_id]
-            )
-            .returning(table.c.id)
+            _insert_own_message(self.session.get_bind().dialect.name),
+            {
+                "platform": platform,
+                "chat_id": chat_id,
+                "thread_id": thread_id or "",
+                "platform_message_id": platform_message_id,
+                "text": text,
+                "reply_to": reply_to,
+                "origin": origin,
+                "sent_at": sent_at,
+                "deleted": False,
+            },
         )
         return added is not None
 
@@ -406,19 +443,11 @@ class ConversationRepo:
             "origin": origin,
             "deleted": False,
         }
-        postgres = self.session.get_bind().dialect.name == "postgresql"
-        make = pg_insert if postgres else sqlite_insert
-        table = cast(Table, Message.__table__)
         # One Core statement for the usual case (a new message; the ORM's own INSERT ...
         # RETURNING costs several times as much), the row then joins the session as if loaded;
         # a message stored before (seen again) is looked up.
         new_id = await self.session.scalar(
-            make(table)
-            .values(**values)
-            .on_conflict_do_nothing(
-                index_elements=[table.c.channel_id, table.c.platform_message_id]
-            )
-            .returning(table.c.id)
+            _insert_message(self.session.get_bind().dialect.name), values
         )
         new = new_id is not None
         message: Message | None

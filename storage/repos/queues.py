@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, delete, func, select, text, update
+from sqlalchemy import Update, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -160,6 +160,36 @@ def _storable(error: str) -> str:
 WAITING = ("pending", "sending")
 
 
+# Built once (building a statement costs more than running it from SQLAlchemy's cache).
+_HEAD_OF = (
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.platform == bindparam("platform"),
+        OutboxMessage.state.in_(WAITING),
+        OutboxMessage.chat_id == bindparam("chat_id"),
+    )
+    .order_by(OutboxMessage.id)
+    .limit(1)
+)
+_BACKLOG = select(func.count(OutboxMessage.id)).where(
+    OutboxMessage.platform == bindparam("platform"),
+    OutboxMessage.state.in_(WAITING),
+    OutboxMessage.chat_id == bindparam("chat_id"),
+)
+_FIRSTS = (
+    select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("head"))
+    .where(OutboxMessage.platform == bindparam("platform"), OutboxMessage.state.in_(WAITING))
+    .group_by(OutboxMessage.chat_id)
+    .subquery()
+)
+_HEADS = (
+    select(OutboxMessage.chat_id, OutboxMessage.state, OutboxMessage.next_attempt_at)
+    .join(_FIRSTS, OutboxMessage.id == _FIRSTS.c.head)
+    .order_by(OutboxMessage.id)
+    .limit(bindparam("limit"))
+)
+
+
 class OutboxRepo:
     """Messages to post, sent per chat in id order."""
 
@@ -183,42 +213,16 @@ class OutboxRepo:
     ) -> Sequence[tuple[str, str, datetime | None]]:
         """The first waiting row of each chat of ``platform`` that has one, as (chat id,
         state, not before), the chat waiting longest first."""
-        first = (
-            select(OutboxMessage.chat_id, func.min(OutboxMessage.id).label("head"))
-            .where(OutboxMessage.platform == platform, OutboxMessage.state.in_(WAITING))
-            .group_by(OutboxMessage.chat_id)
-            .subquery()
-        )
-        rows = await self.session.execute(
-            select(OutboxMessage.chat_id, OutboxMessage.state, OutboxMessage.next_attempt_at)
-            .join(first, OutboxMessage.id == first.c.head)
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
+        rows = await self.session.execute(_HEADS, {"platform": platform, "limit": limit})
         return [(chat, state, at) for chat, state, at in rows.all()]
 
     async def head_of(self, platform: str, chat_id: str) -> OutboxMessage | None:
         """A chat's first waiting row (the next to send), if any."""
-        return await self.session.scalar(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.platform == platform,
-                OutboxMessage.state.in_(WAITING),
-                OutboxMessage.chat_id == chat_id,
-            )
-            .order_by(OutboxMessage.id)
-            .limit(1)
-        )
+        return await self.session.scalar(_HEAD_OF, {"platform": platform, "chat_id": chat_id})
 
     async def backlog(self, platform: str, chat_id: str) -> int:
         """How many rows wait to be sent to a chat."""
-        count = await self.session.scalar(
-            select(func.count(OutboxMessage.id)).where(
-                OutboxMessage.platform == platform,
-                OutboxMessage.state.in_(WAITING),
-                OutboxMessage.chat_id == chat_id,
-            )
-        )
+        count = await self.session.scalar(_BACKLOG, {"platform": platform, "chat_id": chat_id})
         return int(count or 0)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Answer, Member, Message, Thread
@@ -23,6 +23,11 @@ class AnswerView:
     votes: int
 
 
+# Built once (building a statement costs more than running it from SQLAlchemy's cache).
+_BY_QUESTION = select(Thread).where(Thread.question_message_id == bindparam("message_id"))
+_ANSWER_OF = select(Answer).where(Answer.message_id == bindparam("message_id"))
+
+
 class ThreadRepo:
     """Questions the community asked and what it answered."""
 
@@ -35,9 +40,7 @@ class ThreadRepo:
 
     async def by_question(self, message_id: int) -> Thread | None:
         """The thread a message asked, if any."""
-        return await self.session.scalar(
-            select(Thread).where(Thread.question_message_id == message_id)
-        )
+        return await self.session.scalar(_BY_QUESTION, {"message_id": message_id})
 
     async def create(
         self,
@@ -97,7 +100,7 @@ class ThreadRepo:
 
     async def answer_for_message(self, message_id: int) -> Answer | None:
         """The answer a message gave, if it is one."""
-        return await self.session.scalar(select(Answer).where(Answer.message_id == message_id))
+        return await self.session.scalar(_ANSWER_OF, {"message_id": message_id})
 
     async def mark_solved(self, thread: Thread, answer: Answer | None = None) -> None:
         """Solved, optionally naming the accepted answer."""
