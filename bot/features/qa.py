@@ -38,6 +38,7 @@ from storage.models import (
     Thread,
 )
 from storage.repos.conversation import ConversationRepo
+from storage.repos.rows import insert_row
 from storage.repos.threads import ThreadRepo
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,7 @@ class QaFeature:
                 basis=deciding.basis,
                 mode="auto" if decision.mode == "answer" else "suggest",
             )
-            ctx.session.add(s)
-            await ctx.session.flush()
+            await insert_row(ctx.session, s)
             suggestion_ids.append(s.id)
         await ctx.send(
             Outgoing(event.channel, text, reply_to=event.message_id),

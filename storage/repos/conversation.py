@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased, make_transient_to_detached
 
 from storage.models import Channel, Community, Member, Message, MessageCopy
 from storage.repos.communities import new_community
+from storage.repos.rows import insert_row
 
 #: The member id copss's own messages are stored under, on every platform.
 OWN_USER_ID = "copss"
@@ -254,8 +255,7 @@ class ConversationRepo:
             found = Member(
                 platform=platform, user_id=user_id, display_name=display_name, is_bot=is_bot
             )
-            self.session.add(found)
-            await self.session.flush()
+            await insert_row(self.session, found)
             self.seen[("member", platform, user_id)] = found
         elif display_name and found.display_name != display_name:
             found.display_name = display_name

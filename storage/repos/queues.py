@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.engine import Database, close_quietly
 from storage.models import InboxEvent, OutboxMessage, utcnow
+from storage.repos.rows import insert_row
 
 log = logging.getLogger(__name__)
 
@@ -198,15 +199,8 @@ class OutboxRepo:
 
     async def add(self, row: OutboxMessage) -> OutboxMessage | None:
         """Queue a message; returns None when one with the same dedup key exists."""
-        if row.dedup_key is not None:
-            exists = await self.session.scalar(
-                select(OutboxMessage.id).where(OutboxMessage.dedup_key == row.dedup_key)
-            )
-            if exists is not None:
-                return None
-        self.session.add(row)
-        await self.session.flush()
-        return row
+        conflict = ("dedup_key",) if row.dedup_key is not None else ()
+        return row if await insert_row(self.session, row, conflict) else None
 
     async def heads(
         self, platform: str, limit: int = 200

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Answer, Member, Message, Thread
+from storage.repos.rows import insert_row
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,19 @@ class ThreadRepo:
             asked_at=asked_at,
             tags=[],
         )
-        self.session.add(thread)
-        await self.session.flush()
+        await insert_row(self.session, thread)
         return thread
 
     async def add_answer(self, thread: Thread, message: Message) -> tuple[Answer, bool]:
         """Record ``message`` as an answer; the thread becomes answered. Idempotent."""
-        found = await self.session.scalar(
-            select(Answer).where(Answer.thread_id == thread.id, Answer.message_id == message.id)
-        )
-        if found is not None:
-            return found, False
         answer = Answer(thread_id=thread.id, message_id=message.id, answered_at=message.sent_at)
-        self.session.add(answer)
+        if not await insert_row(self.session, answer, conflict=("thread_id", "message_id")):
+            found = await self.session.scalar(
+                select(Answer).where(Answer.thread_id == thread.id, Answer.message_id == message.id)
+            )
+            if found is None:  # pragma: no cover - the conflict says it exists
+                raise LookupError(f"answer {message.id} to thread {thread.id}")
+            return found, False
         if thread.first_answer_at is None or message.sent_at < thread.first_answer_at:
             thread.first_answer_at = message.sent_at
         if thread.status == "open":
