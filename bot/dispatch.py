@@ -102,6 +102,10 @@ class Dispatcher:
         # Events whose last attempt ended because the store failed, or stopped to ask the
         # platform: that attempt is not counted against the event (it is not the event's fault).
         self._uncounted: set[int] = set()
+        # Events the last batch handled before its time was up, when it was: the next claim
+        # takes about that many (with room to spare) instead of the whole DISPATCH_BATCH, so
+        # that rows are not read, marked and given back again and again. None: no cut.
+        self._batch_fit: int | None = None
         # Chats (platform:chat) whose next event waits for a platform answer, asked outside
         # any transaction; the events of other chats are handled meanwhile.
         self._asking: dict[str, asyncio.Task[None]] = {}
@@ -260,9 +264,11 @@ class Dispatcher:
                 if prefetch is not None:
                     await prefetch(session, events)
             ends = time.monotonic() + self.hub.dispatch_batch_seconds
+            self._batch_fit = None
             for (row_id, key), event in zip(rows, events, strict=True):
                 if done and time.monotonic() > ends:
                     stopped = row_id  # the rest waits for the next batch
+                    self._batch_fit = len(done)
                     break
                 ctx = Context(self.hub, session)
                 try:
@@ -421,7 +427,7 @@ class Dispatcher:
                 select(InboxEvent)
                 .where(InboxEvent.handled_at.is_(None), self._mine())
                 .order_by(InboxEvent.id)
-                .limit(self.hub.dispatch_batch)
+                .limit(self._claim_limit())
                 .with_for_update(skip_locked=True)
             )
             # The oldest events of chats not waiting for a platform answer: a chat's events
@@ -466,6 +472,15 @@ class Dispatcher:
             attempt = row.attempts + 1
             await repo.count_attempt(row.id)
             return row.id, row.dedup_key, attempt
+
+    def _claim_limit(self) -> int:
+        """Pending events to look at: all of ``dispatch_batch``, unless the last batch ran out
+        of time (then half as many again as it handled, at least 16). While a chat waits for
+        a platform answer always all, so that other chats' events are found behind it."""
+        fit = self._batch_fit
+        if fit is None or self._asking:
+            return self.hub.dispatch_batch
+        return min(self.hub.dispatch_batch, max(16, fit + fit // 2))
 
     def _batchable(self, row: InboxEvent) -> bool:
         """Whether an event may be handled in a batch: a new message never tried before (an
