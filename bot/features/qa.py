@@ -43,6 +43,9 @@ from storage.repos.threads import ThreadRepo
 
 log = logging.getLogger(__name__)
 
+#: Texts up to this long are judged (question or not) on the event loop (tens of microseconds).
+INLINE_DETECTION_CHARS = 500
+
 SOLVED_EMOJI = frozenset({"✅", "✔️", "☑️", "👍"})
 UNHELPFUL_EMOJI = frozenset({"❌", "👎"})
 
@@ -104,8 +107,12 @@ class QaFeature:
             )
             if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
                 return
-        # Judging up to 4,096 characters takes milliseconds: not on the event loop.
-        detection = await asyncio.to_thread(detect_question, event.text)
+        # Judging up to 4,096 characters takes milliseconds: not on the event loop; a short
+        # text takes microseconds, less than handing it to a thread.
+        if len(event.text) <= INLINE_DETECTION_CHARS:
+            detection = detect_question(event.text)
+        else:
+            detection = await asyncio.to_thread(detect_question, event.text)
         if detection.is_question:
             await self._on_question(ctx, event, channel, message)
 
