@@ -102,10 +102,10 @@ class QaFeature:
         if event.reply_to is not None:
             # The parent may sit in the chat itself while the reply is in a topic or thread.
             # A reply to a bridged copy answers the original, wherever it was asked.
-            parent = await repo.reply_parent(
+            target = await repo.reply_target(
                 event.channel.platform, event.channel.chat_id, event.reply_to
             )
-            if parent is not None and await self._on_reply(ctx, threads, parent, message, member):
+            if target is not None and await self._on_reply(ctx, threads, *target, message, member):
                 return
         # Judging up to 4,096 characters takes milliseconds: not on the event loop; a short
         # text takes microseconds, less than handing it to a thread.
@@ -121,13 +121,17 @@ class QaFeature:
         ctx: Context,
         threads: ThreadRepo,
         parent: Message,
+        asked: Thread | None,
+        answered: Answer | None,
         message: Message,
         member: Member,
     ) -> bool:
-        thread = await threads.by_question(parent.id)
+        """A reply to ``parent``, which asked the thread ``asked`` or gave the answer
+        ``answered`` (as looked up with it)."""
+        thread = asked
         answer_to = None
         if thread is None:
-            answer_to = await threads.answer_for_message(parent.id)
+            answer_to = answered
             if answer_to is not None:
                 thread = await threads.get(answer_to.thread_id)
         if thread is None or thread.status == "deleted":

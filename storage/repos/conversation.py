@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased, make_transient_to_detached
 
-from storage.models import Channel, Community, Member, Message, MessageCopy
+from storage.models import Answer, Channel, Community, Member, Message, MessageCopy, Thread
 from storage.repos.communities import new_community
 from storage.repos.rows import insert_row
 
@@ -48,6 +48,13 @@ _REPLY_PARENT = (
         Message.platform_message_id == bindparam("message_id"),
     )
     .limit(1)
+)
+_PARENT_ID = func.coalesce(_ORIGINAL.id, Message.id)
+# The same, with the thread the parent asked and an answer it gave, if any.
+_REPLY_TARGET = (
+    _REPLY_PARENT.add_columns(Thread, Answer)
+    .outerjoin(Thread, Thread.question_message_id == _PARENT_ID)
+    .outerjoin(Answer, Answer.message_id == _PARENT_ID)
 )
 _MESSAGE_COLUMNS = (
     "channel_id",
@@ -297,6 +304,18 @@ class ConversationRepo:
             return None
         parent, copied = row
         return copied if copied is not None else parent
+
+    async def reply_target(
+        self, platform: str, chat_id: str, platform_message_id: str
+    ) -> tuple[Message, Thread | None, Answer | None] | None:
+        """As :meth:`reply_parent`, with the thread the parent asked and an answer it gave
+        (one of them when it gave several), in the same look-up."""
+        params = {"platform": platform, "chat_id": chat_id, "message_id": platform_message_id}
+        row = (await self.session.execute(_REPLY_TARGET, params)).first()
+        if row is None:
+            return None
+        parent, copied, thread, answer = row
+        return (copied if copied is not None else parent), thread, answer
 
     async def original_of(self, channel_id: int, platform_message_id: str) -> Message | None:
         """The original message when ``platform_message_id`` in the channel is a bridged copy."""
