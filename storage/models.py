@@ -200,7 +200,11 @@ class MessageCopy(Base):
     """A bridged copy of a message on another channel."""
 
     __tablename__ = "message_copy"
-    __table_args__ = (UniqueConstraint("original_id", "channel_id"),)
+    __table_args__ = (
+        UniqueConstraint("original_id", "channel_id"),
+        # A reply to a copy finds the original by the copy's id in its channel (migration 11).
+        Index("ix_message_copy_channel_copy", "channel_id", "copy_platform_message_id"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     original_id: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
     channel_id: Mapped[int] = mapped_column(ForeignKey("channel.id", ondelete="CASCADE"))
