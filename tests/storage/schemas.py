@@ -140,3 +140,23 @@ async def store_model_differences(db: Database) -> list[Any]:
     """:func:`model_differences` of the store ``db``."""
     async with db.engine.connect() as conn:
         return await conn.run_sync(model_differences)
+
+
+async def table_indexes(db: Database, table: str) -> dict[str, list[str]]:
+    """A table's named indexes: name -> columns."""
+    async with db.engine.connect() as conn:
+        found = await conn.run_sync(lambda c: inspect(c).get_indexes(table))
+    return {i["name"]: list(i["column_names"]) for i in found if i["name"]}
+
+
+async def query_plan(db: Database, sql: str) -> str:
+    """How the database plans ``sql``, as text (on a fresh connection: pooled ones keep their
+    prepared statements across another connection's schema change)."""
+    await db.engine.dispose()
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
+            return " ".join(str(row[-1]) for row in rows)
+        # The tables are small: the planner would scan them anyway unless told not to.
+        await conn.exec_driver_sql("SET enable_seqscan = off")
+        return " ".join(str(row[0]) for row in await conn.exec_driver_sql("EXPLAIN " + sql))

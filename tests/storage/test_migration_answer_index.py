@@ -6,22 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import select, text
 
 from storage.engine import Database
 from storage.migrations import LATEST, upgrade
 from storage.models import Answer, Channel, Community, Message, Thread
 from storage.repos.threads import ThreadRepo
 from tests.engines import ENGINES, store_on
+from tests.storage.schemas import query_plan, table_indexes
 
 INDEX = "ix_answer_message"
 
 
 async def answer_indexes(db: Database) -> dict[str, list[str]]:
-    """The answer table's non-unique indexes: name -> columns."""
-    async with db.engine.connect() as conn:
-        found = await conn.run_sync(lambda c: inspect(c).get_indexes("answer"))
-    return {i["name"]: list(i["column_names"]) for i in found if i["name"]}
+    """The answer table's named indexes: name -> columns."""
+    return await table_indexes(db, "answer")
 
 
 async def version(db: Database) -> int:
@@ -31,17 +30,7 @@ async def version(db: Database) -> int:
 
 async def uses_the_index(db: Database) -> bool:
     """Whether the database plans the look-up of an answer by its message with the index."""
-    sql = "SELECT id FROM answer WHERE message_id = 7"
-    async with db.engine.connect() as conn:
-        if db.is_sqlite:
-            plan = " ".join(
-                str(row[-1]) for row in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)
-            )
-        else:
-            # The table is small: the planner would scan it anyway unless told not to.
-            await conn.exec_driver_sql("SET enable_seqscan = off")
-            plan = " ".join(str(row[0]) for row in await conn.exec_driver_sql("EXPLAIN " + sql))
-    return INDEX in plan
+    return INDEX in await query_plan(db, "SELECT id FROM answer WHERE message_id = 7")
 
 
 @pytest.mark.parametrize("engine", ENGINES)
